@@ -1,0 +1,1 @@
+"""Command-line entry points: fermtl-prep, fermtl-train, fermtl-eval, fermtl-demo."""

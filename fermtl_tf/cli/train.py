@@ -1,0 +1,68 @@
+"""``fermtl-train``: train the experiment described by a YAML config.
+
+    fermtl-train train/configs/baseline/expression_synthface.yaml
+    fermtl-train CONFIG.yaml --set epochs=2 --set optimizer.learning_rate=0.001 --output runs/x
+
+Config problems (unknown key, wrong type, unreadable file, missing dataset folder) are
+reported as one line, ``fermtl-train: error: <file>: key '<key>': <message>``, with exit
+status 2. Rerunning an interrupted run resumes it from its last finished epoch. The
+trained model is saved as ``model.keras`` and exported as a SavedModel that takes raw
+pixels into ``<output_dir>/export`` (``fermtl_tf.export``), ready for ``fermtl-eval``.
+"""
+
+import argparse
+import sys
+
+from fermtl_tf.training.config import ConfigError, load_config
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="fermtl-train",
+        description="Train a fermtl-tf experiment from a YAML config (see train/configs/).",
+    )
+    parser.add_argument("config", help="experiment config (YAML)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optimizer.learning_rate=0.1 "
+                             "(values are YAML; repeatable)")
+    parser.add_argument("--output", help="output directory (replaces the config's output_dir)")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
+                        help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per "
+                             "epoch (default)")
+    parser.add_argument("--no-export", action="store_true",
+                        help="skip the SavedModel export into <output_dir>/export")
+    return parser
+
+
+def _fail(message):
+    print(f"fermtl-train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        # Validate before importing TensorFlow, so config mistakes are reported at once.
+        config = load_config(args.config, args.set)
+    except ConfigError as error:
+        return _fail(error)
+    from fermtl_tf.training.experiment import run_experiment
+
+    try:
+        result = run_experiment(config, output_dir=args.output, verbose=args.verbose)
+    except (ConfigError, FileNotFoundError) as error:
+        return _fail(error)
+    print(f"fermtl-train: model saved to {result.model_path}")
+    if not args.no_export:
+        from fermtl_tf.export import export_saved_model
+
+        export_dir = export_saved_model(result.model, result.output_dir / "export",
+                                        input_size=result.input_size,
+                                        normalization=result.normalization,
+                                        metadata=result.metadata)
+        print(f"fermtl-train: SavedModel exported to {export_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

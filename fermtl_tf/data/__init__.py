@@ -1,0 +1,1 @@
+"""Data: the record schema, face cropping, source importers, SynthFace and the tf.data pipeline."""

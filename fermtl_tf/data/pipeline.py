@@ -1,0 +1,297 @@
+"""The tf.data reader of prepared datasets: parse, filter, augment, normalise, batch.
+
+A prepared dataset folder holds TFRecord shards (``fermtl_tf.data.schema``) and a
+``manifest.json`` (``docs/ARCHITECTURE.md``). :func:`make_dataset` turns one folder into
+a stream of *batch dicts*; :func:`make_multi_source_dataset` zips several folders into
+``{source_name: batch dict}`` for heterogeneous multi-task training (expressions from one
+dataset, AUs or landmarks from another), each source with its own batch size.
+
+Order of operations (per element unless noted)::
+
+    shards -> parse -> filter split -> [cache] -> [shuffle] -> [repeat]
+           -> zip with a per-element random seed -> decode, landmarks to (0, 1),
+              augment + resize -> batch -> normalise (vectorised) -> prefetch
+
+Randomness: every augmentation is stateless and takes its seed from a
+``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`` stream zipped with the
+elements, so the seed of an element is a function of (seed, epoch, element index). With
+``deterministic=True`` the dataset's ``Options.deterministic`` is on as well, and two
+pipelines built with the same arguments yield identical batches, epoch after epoch.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from fermtl_tf.data import schema
+from fermtl_tf.data.augment import AugmentConfig, make_augment_fn
+from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
+
+#: Image normalisations understood by :func:`normalize_images` (and the exporter).
+NORMALIZATION_MODES = ("minus_one_one", "zero_one", "per_image", "none")
+
+#: Manifest keys the reader needs.
+REQUIRED_MANIFEST_KEYS = ("num_aus", "num_attributes", "image_size", "au_names", "shards")
+
+#: Features kept only with ``keep_metadata=True`` (evaluation, sequence protocols).
+METADATA_FEATURES = ("image_id", "sequence_id", "source", "split", "frame_index", "fold")
+
+_FLOAT_LABELS = (
+    "expression_mask", "landmarks_mask", "valence", "arousal", "va_mask",
+    "au", "au_mask", "au_intensity", "attributes", "attributes_mask",
+)
+_INT_LABELS = ("expression", "identity", "domain")
+
+
+def load_manifest(folder):
+    """Read and check ``folder/manifest.json``; errors name the file and the key."""
+    path = os.path.join(folder, "manifest.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no manifest.json in dataset folder: {path}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"malformed JSON in {path}: {error}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    missing = [key for key in REQUIRED_MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise KeyError(f"{path}: missing manifest key(s) {missing}")
+    if len(manifest["au_names"]) != manifest["num_aus"]:
+        raise ValueError(
+            f"{path}: 'au_names' has {len(manifest['au_names'])} names but 'num_aus' is "
+            f"{manifest['num_aus']}"
+        )
+    if len(manifest["image_size"]) != 2:
+        raise ValueError(
+            f"{path}: 'image_size' must be [height, width], got {manifest['image_size']}"
+        )
+    for index, shard in enumerate(manifest["shards"]):
+        if not isinstance(shard, dict) or "path" not in shard:
+            raise ValueError(f"{path}: shards[{index}] has no 'path'")
+    return manifest
+
+
+def normalize_images(images, mode):
+    """Map raw pixel values (float, 0-255) to the model's input range.
+
+    ``"minus_one_one"``: x / 127.5 - 1 (FaceBehaviorNet, Kollias et al. Sec. 5.1);
+    ``"zero_one"``: x / 255; ``"per_image"``: zero mean, unit variance per image
+    (``tf.image.per_image_standardization``, std floored at 1/sqrt(N); Liu et al. 2017
+    Sec. 4.1); ``"none"``: unchanged. Works on [H, W, C] and [B, H, W, C].
+    """
+    if mode not in NORMALIZATION_MODES:
+        raise ValueError(f"unknown normalization {mode!r}; known: {NORMALIZATION_MODES}")
+    images = tf.cast(images, tf.float32)
+    if mode == "minus_one_one":
+        return images / 127.5 - 1.0
+    if mode == "zero_one":
+        return images / 255.0
+    if mode == "per_image":
+        return tf.image.per_image_standardization(images)
+    return images
+
+
+def _as_augment_config(augment):
+    if augment is None or isinstance(augment, AugmentConfig):
+        return augment
+    if isinstance(augment, dict):
+        return AugmentConfig.from_dict(augment)
+    raise TypeError(
+        f"augment must be an AugmentConfig, a dict or None, got {type(augment).__name__}"
+    )
+
+
+def _requested_splits(split, manifest, folder):
+    """Normalise ``split`` to a tuple (or None) and check it against the manifest."""
+    if split is None:
+        return None
+    splits = (split,) if isinstance(split, str) else tuple(split)
+    known = manifest.get("splits")
+    if isinstance(known, dict):
+        unknown = [name for name in splits if name not in known]
+        if unknown:
+            raise ValueError(
+                f"split(s) {unknown} not in {os.path.join(folder, 'manifest.json')} "
+                f"(splits: {sorted(known)})"
+            )
+    return splits
+
+
+def _shard_paths(folder, manifest):
+    paths = [os.path.join(folder, shard["path"]) for shard in manifest["shards"]]
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing:
+        raise FileNotFoundError(f"shard(s) listed in {folder}/manifest.json not found: {missing}")
+    if not paths:
+        raise ValueError(f"{folder}/manifest.json lists no shards")
+    return paths
+
+
+def count_records(folder, split=None, manifest=None):
+    """Number of records of ``split`` in ``folder``: from the manifest, else by a scan."""
+    manifest = manifest or load_manifest(folder)
+    splits = _requested_splits(split, manifest, folder)
+    known = manifest.get("splits")
+    if isinstance(known, dict):
+        return int(sum(known[name] for name in (splits or known)))
+    records = _parsed_records(folder, manifest, splits)
+    return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
+def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None):
+    """Parsed examples (image still encoded) of the requested splits."""
+    paths = _shard_paths(folder, manifest)
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    if shuffle_files and len(paths) > 1:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    records = files.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(paths), 4),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    spec = schema.parse_spec(manifest["num_aus"], manifest["num_attributes"])
+    records = records.map(
+        lambda serialized: tf.io.parse_single_example(serialized, spec),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if splits is not None:
+        wanted = tf.constant(splits)
+        records = records.filter(lambda record: tf.reduce_any(tf.equal(record["split"], wanted)))
+    return records
+
+
+def _make_element_fn(manifest, image_size, augment, training, keep_metadata):
+    """Per-element map: decode, landmarks to (0, 1), augment/resize, cast labels."""
+    augment_fn = make_augment_fn(augment, image_size, manifest["au_names"], training=training)
+
+    def element(record, seed):
+        image = tf.io.decode_image(record["image"], channels=3, expand_animations=False)
+        image = tf.cast(image, tf.float32)
+        crop_hw = tf.cast(tf.shape(image)[:2], tf.float32)
+        landmarks = tf.reshape(record["landmarks"], [NUM_LANDMARKS, 2])
+        example = {"image": image, "landmarks": landmarks / tf.stack([crop_hw[1], crop_hw[0]])}
+        for key in ("au", "au_mask", "au_intensity"):
+            example[key] = record[key]
+        example = augment_fn(example, seed)
+        out = {"image": example["image"], "landmarks": example["landmarks"]}
+        for key in _FLOAT_LABELS:
+            out[key] = tf.cast(example.get(key, record[key]), tf.float32)
+        for key in _INT_LABELS:
+            out[key] = tf.cast(record[key], tf.int32)
+        if keep_metadata:
+            for key in METADATA_FEATURES:
+                out[key] = record[key]
+        return out
+
+    return element
+
+
+def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), training=True,
+                 augment=None, normalization="minus_one_one", shuffle_buffer=1024, seed=0,
+                 deterministic=False, keep_metadata=False, repeat=False, drop_remainder=False,
+                 cache=False):
+    """Batched ``tf.data.Dataset`` of batch dicts read from one prepared folder.
+
+    Args:
+        folder: prepared dataset folder (shards + ``manifest.json``).
+        split: split name, list of names, or None for every record.
+        batch_size: examples per batch.
+        image_size: (height, width) the images are resized (or warped) to.
+        training: shuffle and apply ``augment``; when False only the centre crop of
+            ``augment.random_crop`` (if any) remains, and the order is deterministic.
+        augment: :class:`AugmentConfig`, a dict for :meth:`AugmentConfig.from_dict`, or None.
+        normalization: one of :data:`NORMALIZATION_MODES`.
+        shuffle_buffer: shuffle buffer size (records) in training.
+        seed: seed of the shuffles and augmentations; None draws a fresh one (only
+            without ``deterministic``).
+        deterministic: same batches for the same arguments, every run.
+        keep_metadata: also yield ``image_id``, ``sequence_id``, ``source``, ``split``
+            (tf.string) and ``frame_index``, ``fold`` (int64).
+        repeat: repeat forever (the shuffle differs from one pass to the next).
+        drop_remainder: drop the last incomplete batch (static batch dimension).
+        cache: cache the parsed, filtered records (images still encoded) in memory.
+    """
+    if normalization not in NORMALIZATION_MODES:
+        raise ValueError(f"unknown normalization {normalization!r}; known: {NORMALIZATION_MODES}")
+    if deterministic and seed is None:
+        raise ValueError("deterministic=True needs an integer seed")
+    manifest = load_manifest(folder)
+    splits = _requested_splits(split, manifest, folder)
+    augment = _as_augment_config(augment)
+    image_size = tuple(int(v) for v in image_size)
+
+    records = _parsed_records(folder, manifest, splits, shuffle_files=training, seed=seed)
+    if cache:
+        records = records.cache()
+    if training and shuffle_buffer > 1:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        records = records.repeat()
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    element_fn = _make_element_fn(manifest, image_size, augment, training, keep_metadata)
+    dataset = tf.data.Dataset.zip(records, seeds).map(
+        element_fn, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(
+        lambda batch: {**batch, "image": normalize_images(batch["image"], normalization)},
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if not repeat:
+        # Filtering by split hides the length from tf.data; the manifest knows it, and
+        # Keras needs it to end an epoch without an "input ran out of data" warning.
+        count = count_records(folder, split, manifest)
+        batches = count // batch_size if drop_remainder else -(-count // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic or not training)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
+                              normalization="minus_one_one", seed=0, deterministic=False,
+                              steps_per_epoch=None):
+    """Zip several prepared folders: each step yields one batch from every source.
+
+    ``sources`` maps a name to keyword arguments of :func:`make_dataset` (at least
+    ``folder``; ``batch_size``, ``split``, ``augment``, ... per source). Every source is
+    repeated, so the shorter ones cycle while the longest is read once.
+
+    Epoch definition: ``steps_per_epoch`` steps; by default the number of batches of
+    the *longest* source, ``max_s ceil(n_s / batch_size_s)``. Each re-iteration (new
+    Keras epoch) restarts every source with a new shuffle. Batches always have their
+    full size (``drop_remainder``), since repetition fills the last one.
+
+    Returns a dataset of ``{name: batch dict}`` with cardinality ``steps_per_epoch``.
+    """
+    if not sources:
+        raise ValueError("make_multi_source_dataset needs at least one source")
+    datasets, steps = {}, []
+    for index, (name, kwargs) in enumerate(sources.items()):
+        kwargs = dict(kwargs)
+        if "folder" not in kwargs:
+            raise KeyError(f"source {name!r} has no 'folder'")
+        for key in ("repeat", "drop_remainder", "image_size", "training", "normalization"):
+            if key in kwargs:
+                raise ValueError(f"source {name!r}: {key!r} is set for all sources, not per source")
+        kwargs.setdefault("seed", None if seed is None else seed + index)
+        kwargs.setdefault("deterministic", deterministic)
+        kwargs.setdefault("split", "train")
+        kwargs.setdefault("batch_size", 32)
+        if steps_per_epoch is None:
+            count = count_records(kwargs["folder"], kwargs["split"])
+            if count == 0:
+                raise ValueError(f"source {name!r}: no records of split {kwargs['split']!r} "
+                                 f"in {kwargs['folder']}")
+            steps.append(-(-count // kwargs["batch_size"]))
+        datasets[name] = make_dataset(
+            image_size=image_size, training=training, normalization=normalization,
+            repeat=True, drop_remainder=True, **kwargs,
+        )
+    steps_per_epoch = steps_per_epoch or max(steps)
+    dataset = tf.data.Dataset.zip(datasets).take(steps_per_epoch)
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic or not training)
+    return dataset.with_options(options)

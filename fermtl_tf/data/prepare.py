@@ -1,0 +1,464 @@
+"""The preparation orchestrator: imported inputs -> cropped faces -> shards + manifest.json.
+
+Resumability rests on determinism. The input list is fixed by the importer (CSV order)
+and the options, and shard ``k`` always holds inputs ``[k*n, (k+1)*n)`` with
+``n = records_per_shard``. After each shard is renamed into place, ``progress.json``
+records its checksum, its skipped inputs and its counts. A restarted run with the same
+command keeps the shards whose checksum still matches, redoes the others, and writes
+``manifest.json`` last, so an interrupted-then-resumed run ends with the same bytes as an
+uninterrupted one. Nothing in the manifest depends on time or on the machine.
+
+A folder already holding another dataset (a different ``dataset_fingerprint``: the hash
+of source, raw-data fingerprint and output-affecting options) is refused unless
+``overwrite``; then only this package's files (shards, manifest, progress) are removed.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+from collections import Counter
+
+import cv2
+import numpy as np
+
+from fermtl_tf import __version__
+from fermtl_tf.data import face as face_ops
+from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_frames
+from fermtl_tf.data.sources.base import PrepError
+from fermtl_tf.data.tfrecord import (
+    ShardedWriter,
+    atomic_write_json,
+    remove_stale_files,
+    shard_paths,
+    to_jsonable,
+)
+from fermtl_tf.knowledge.landmarks import five_points
+
+MANIFEST = "manifest.json"
+PROGRESS = "progress.json"
+CROP_SOURCES = ("detect", "landmarks", "box")
+IMAGE_FORMATS = ("png", "jpeg")
+#: Which face geometry each ``crop_from`` tries, in order, for one input.
+CROP_PRIORITY = {
+    "detect": ("box", "detect"),
+    "landmarks": ("landmarks", "box", "detect"),
+    "box": ("box", "landmarks", "detect"),
+}
+
+
+@dataclasses.dataclass
+class PrepOptions:
+    """Every preparation option (``fermtl-prep`` flags with ``-`` for ``_``).
+
+    ``crop_from``: ``detect`` (MTCNN; a row's given face box is used instead when
+    present), ``landmarks`` (box around the 68 landmarks where given, else as
+    ``detect``) or ``box`` (the given box, else landmarks, else detection).
+    ``select_frames``: ``all`` or ``last:N`` / ``middle:N`` / ``every:N``
+    (:func:`fermtl_tf.data.protocols.select_frames`). ``folds > 0`` replaces the
+    CSV's folds with identity-independent folds. ``strict``, ``overwrite`` and
+    ``quiet`` change how a run behaves, not what it writes.
+    """
+
+    size: int = 128
+    crop_from: str = "detect"
+    box_extension: float = 0.2
+    align: bool = False
+    min_confidence: float = 0.9
+    detect_batch_size: int = 16
+    records_per_shard: int = 256
+    image_format: str = "png"
+    select_frames: str = "all"
+    folds: int = 0
+    strict: bool = False
+    overwrite: bool = False
+    quiet: bool = False
+
+    RUN_ONLY = ("strict", "overwrite", "quiet")
+
+    @classmethod
+    def from_dict(cls, mapping, origin="options"):
+        """Build from a dict, refusing unknown keys and wrongly typed values by name."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in mapping.items():
+            if key not in fields:
+                raise PrepError(f"{origin}: unknown option {key!r}; known: {', '.join(fields)}")
+            expected = type(fields[key].default)
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if not ok:
+                raise PrepError(f"{origin}: option {key!r} must be {expected.__name__}, "
+                                f"got {type(value).__name__} {value!r}")
+            values[key] = value
+        options = cls(**values)
+        options.validate(origin)
+        return options
+
+    def validate(self, origin="options"):
+        def need(condition, key, rule):
+            if not condition:
+                raise PrepError(f"{origin}: option {key!r} {rule}, got {getattr(self, key)!r}")
+
+        need(self.size >= 8, "size", "must be >= 8")
+        need(self.crop_from in CROP_SOURCES, "crop_from", f"must be one of {CROP_SOURCES}")
+        need(0 <= self.box_extension <= 4, "box_extension", "must be in [0, 4]")
+        need(0 <= self.min_confidence <= 1, "min_confidence", "must be in [0, 1]")
+        need(self.detect_batch_size >= 1, "detect_batch_size", "must be >= 1")
+        need(self.records_per_shard >= 1, "records_per_shard", "must be >= 1")
+        need(self.image_format in IMAGE_FORMATS, "image_format", f"must be one of {IMAGE_FORMATS}")
+        need(self.folds >= 0, "folds", "must be >= 0")
+        try:
+            self.frame_rule()
+        except ValueError as error:
+            raise PrepError(f"{origin}: option 'select_frames': {error}") from None
+
+    def frame_rule(self):
+        """``select_frames`` parsed into ``(mode, n)``."""
+        mode, _, count = self.select_frames.partition(":")
+        if mode not in FRAME_SELECTIONS or (mode == "all") != (count == ""):
+            raise ValueError(
+                f"expected all, last:N, middle:N or every:N, got {self.select_frames!r}")
+        if mode == "all":
+            return mode, 1
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"N must be a positive integer, got {count!r}")
+        return mode, int(count)
+
+    def output_options(self):
+        """The options that determine the output (all but the run-only ones)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
+
+
+class InputProblem(Exception):
+    """Why one input cannot be written; becomes its ``skipped`` reason."""
+
+
+def _looks_truncated(data):
+    if data[:2] == b"\xff\xd8":
+        return not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in data[-64:]
+    return False
+
+
+def read_image(path):
+    """RGB uint8 pixels of an image file, as stored (EXIF orientation is not applied).
+
+    Raises :class:`InputProblem` for a missing, unreadable, empty, truncated (JPEG
+    without end marker, PNG without IEND) or undecodable file.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise InputProblem(f"image file not found: {path}") from None
+    except OSError as error:
+        raise InputProblem(f"cannot read image file {path}: {error.strerror}") from None
+    if not data:
+        raise InputProblem(f"image file is empty: {path}")
+    if _looks_truncated(data):
+        raise InputProblem(f"image file is truncated: {path}")
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None:
+        raise InputProblem(f"cannot decode image (corrupt or not an image): {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def encode_image(rgb, image_format):
+    """PNG or JPEG (quality 95) bytes of an RGB crop."""
+    if image_format == "png":
+        extension, params = ".png", []
+    else:
+        extension, params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]
+    ok, buffer = cv2.imencode(extension, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise InputProblem(f"cannot encode the crop as {image_format}")
+    return buffer.tobytes()
+
+
+def select_inputs(dataset, options):
+    """Inputs after frame selection, with folds reassigned when ``options.folds > 0``."""
+    mode, count = options.frame_rule()
+    inputs = dataset.inputs
+    sequences, frames = [f.sequence_id for f in inputs], [f.frame_index for f in inputs]
+    keep = select_frames(sequences, frames, mode, count)
+    inputs = [f for f, kept in zip(inputs, keep, strict=True) if kept]
+    if options.folds:
+        assignment = identity_folds([f.identity for f in inputs], options.folds)
+        inputs = [dataclasses.replace(f, fold=assignment.get(f.identity, -1)) for f in inputs]
+    return inputs
+
+
+def dataset_fingerprint(dataset, options):
+    """SHA-256 of what determines the output: source, raw-data fingerprint, options."""
+    payload = {
+        "source": dataset.source,
+        "raw": dataset.fingerprint,
+        "vocabulary": dataset.vocabulary_name,
+        "options": options.output_options(),
+    }
+    text = json.dumps(to_jsonable(payload), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def _open_output(out_dir, fingerprint, overwrite):
+    """Check the output folder; return the progress entries that may be reused."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise PrepError(f"cannot create output folder {out_dir}: {error.strerror}") from None
+    manifest = _read_json(os.path.join(out_dir, MANIFEST))
+    progress = _read_json(os.path.join(out_dir, PROGRESS))
+    recorded = {d.get("dataset_fingerprint") for d in (manifest, progress) if d is not None}
+    foreign = recorded - {fingerprint} or (not recorded and shard_paths(out_dir))
+    if foreign and not overwrite:
+        raise PrepError(
+            f"output folder {out_dir} holds a different dataset (its manifest/progress/shards "
+            "were written with another source, input or options); use --overwrite to replace "
+            "it or choose another --out folder"
+        )
+    if foreign:
+        for name in (MANIFEST, PROGRESS):
+            if os.path.exists(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
+        remove_stale_files(out_dir, keep=set())
+        return {}
+    return (progress or {}).get("shards", {})
+
+
+class _ShardBuilder:
+    """Turns the inputs of one shard into serialised examples, skips and counts."""
+
+    def __init__(self, dataset, options):
+        self.dataset = dataset
+        self.options = options
+        self._detector = None
+
+    def detector(self):
+        if self._detector is None:
+            self._detector = face_ops.build_detector()
+        return self._detector
+
+    def build(self, inputs, on_input=None):
+        records, skipped = [], []
+        stats = {"splits": Counter(), "folds": Counter(), "crops": Counter()}
+        chunk_size = 4 * self.options.detect_batch_size
+        for start in range(0, len(inputs), chunk_size):
+            chunk = inputs[start : start + chunk_size]
+            for item, outcome in zip(chunk, self._crop_chunk(chunk), strict=True):
+                if isinstance(outcome, InputProblem):
+                    if self.options.strict:
+                        raise PrepError(f"{item.where}: {outcome} (--strict)")
+                    skipped.append({"input": item.image_id, "where": item.where,
+                                    "reason": str(outcome)})
+                else:
+                    records.append(self._example(item, *outcome))
+                    stats["splits"][item.split or "unassigned"] += 1
+                    if item.fold >= 0:
+                        stats["folds"][str(item.fold)] += 1
+                    stats["crops"][outcome[2]] += 1
+                if on_input:
+                    on_input()
+        return records, skipped, {k: dict(sorted(v.items())) for k, v in stats.items()}
+
+    def _crop_chunk(self, chunk):
+        """(crop, matrix, how) or an InputProblem for every input of the chunk."""
+        outcomes, images, plans = [], [], []
+        for item in chunk:
+            try:
+                if item.error:
+                    raise InputProblem(item.error)
+                images.append(read_image(item.image_path))
+                plans.append(self._plan(item))
+                outcomes.append(None)
+            except InputProblem as problem:
+                images.append(None)
+                plans.append(None)
+                outcomes.append(problem)
+        wanted = [i for i, plan in enumerate(plans) if plan == "detect"]
+        detections = face_ops.detect_faces(
+            [images[i] for i in wanted], self.options.min_confidence,
+            self.options.detect_batch_size, self.detector(),
+        ) if wanted else []
+        found = dict(zip(wanted, detections, strict=True))
+        for i, item in enumerate(chunk):
+            if outcomes[i] is None:
+                try:
+                    outcomes[i] = self._crop(item, images[i], plans[i], found.get(i))
+                except InputProblem as problem:
+                    outcomes[i] = problem
+        return outcomes
+
+    def _plan(self, item):
+        for kind in CROP_PRIORITY[self.options.crop_from]:
+            if kind == "detect" or getattr(item, "face_box" if kind == "box" else kind) is not None:
+                return kind
+
+    def _crop(self, item, image, plan, detections):
+        options = self.options
+        ratio, size = options.box_extension, options.size
+        five = None if item.landmarks is None else five_points(item.landmarks)
+        if plan == "detect":
+            chosen = face_ops.choose_face(detections, image.shape)
+            if chosen is None:
+                raise InputProblem(f"no face found with confidence >= {options.min_confidence}")
+            box, five = face_ops.extend_box(chosen.box, ratio), chosen.keypoints
+        elif plan == "landmarks":
+            box = face_ops.box_from_landmarks(item.landmarks, ratio)
+        else:
+            box = face_ops.extend_box(item.face_box, ratio)
+        how = plan
+        if options.align and five is not None:
+            geometry, how = face_ops.alignment_matrix(five, size, ratio), plan + "+aligned"
+        else:
+            geometry = face_ops.square_box(box)
+        crop, matrix = face_ops.crop_and_resize(image, geometry, size)
+        return crop, matrix, how
+
+    def _example(self, item, crop, matrix, _how):
+        import tensorflow as tf  # lazy, like the schema: `fermtl-prep --help` stays fast
+
+        from fermtl_tf.data.schema import encode_example
+
+        dataset = self.dataset
+        record = {
+            "image": encode_image(crop, self.options.image_format),
+            "image_id": item.image_id, "source": dataset.source, "identity": item.identity,
+            "sequence_id": item.sequence_id, "frame_index": item.frame_index,
+            "split": item.split, "fold": item.fold, "domain": item.domain,
+            "au": item.au, "au_intensity": item.au_intensity, "au_mask": item.au_mask,
+            "attributes": item.attributes, "attributes_mask": item.attributes_mask,
+        }
+        if item.expression is not None:
+            record.update(expression=item.expression, expression_mask=1)
+        if item.landmarks is not None:
+            landmarks = face_ops.map_landmarks(item.landmarks, matrix)
+            record.update(landmarks=landmarks.ravel(), landmarks_mask=1)
+        if item.valence is not None:
+            record.update(valence=item.valence, arousal=item.arousal, va_mask=1)
+        return encode_example(record, len(dataset.au_names), len(dataset.attribute_names))
+
+
+def _progress_bar(total, initial, quiet):
+    from tqdm import tqdm
+
+    disable = quiet or not sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, unit="face", desc="fermtl-prep", disable=disable)
+
+
+def _merge(entries, key):
+    total = Counter()
+    for entry in entries:
+        total.update(entry[key])
+    return dict(sorted(total.items()))
+
+
+def _manifest(dataset, inputs, options, fingerprint, entries):
+    """The manifest.json content (no time stamps, so reruns give identical bytes)."""
+    skipped = [s for e in entries for s in e["skipped"]]
+    written = sum(e["num_records"] for e in entries)
+    if written + len(skipped) != len(inputs):
+        raise RuntimeError(f"internal error: {written} written + {len(skipped)} skipped "
+                           f"!= {len(inputs)} inputs")
+    return {
+        "source": dataset.source,
+        "package_version": __version__,
+        "seed": dataset.seed,
+        "dataset_fingerprint": fingerprint,
+        "image_size": [options.size, options.size],
+        "image_format": options.image_format,
+        "landmarks_units": "pixels",
+        "normalisation": "none",
+        "vocabularies": {"expression": list(dataset.vocabulary)},
+        "vocabulary_name": dataset.vocabulary_name,
+        "au_names": list(dataset.au_names),
+        "num_aus": len(dataset.au_names),
+        "attribute_names": list(dataset.attribute_names),
+        "num_attributes": len(dataset.attribute_names),
+        "domains": list(dataset.domains),
+        "identities": dataset.identities,
+        "splits": _merge(entries, "splits"),
+        "folds": _merge(entries, "folds"),
+        "crops": _merge(entries, "crops"),
+        "counts": {
+            "rows": len(dataset.inputs),
+            "not_selected": len(dataset.inputs) - len(inputs),
+            "inputs": len(inputs),
+            "written": written,
+            "skipped": len(skipped),
+        },
+        "skipped": skipped,
+        "shards": [{k: e[k] for k in ("path", "num_records", "sha256")} for e in entries],
+        "options": options.output_options(),
+        "source_info": dataset.info,
+        "warnings": list(dataset.warnings),
+    }
+
+
+def prepare_dataset(dataset, out_dir, options=None):
+    """Write ``dataset`` (an ``ImportedDataset``) as shards + manifest.json in ``out_dir``.
+
+    Returns the manifest dict. Resumes an interrupted run with the same inputs and
+    options; raises :class:`PrepError` for problems the user must fix.
+    """
+    options = options or PrepOptions()
+    options.validate()
+    out_dir = os.fspath(out_dir)
+    for warning in dataset.warnings:
+        if options.strict:
+            raise PrepError(f"{warning} (--strict)")
+        if not options.quiet:
+            print(f"fermtl-prep: warning: {warning}", file=sys.stderr)
+    inputs = select_inputs(dataset, options)
+    if not inputs:
+        raise PrepError(f"{dataset.source}: no inputs left after frame selection "
+                        f"{options.select_frames!r}")
+    if options.strict:
+        for item in inputs:
+            if item.error:
+                raise PrepError(f"{item.where}: {item.error} (--strict)")
+    fingerprint = dataset_fingerprint(dataset, options)
+    reusable = _open_output(out_dir, fingerprint, options.overwrite)
+    per_shard = options.records_per_shard
+    num_shards = max(1, math.ceil(len(inputs) / per_shard))
+    writer = ShardedWriter(out_dir, num_shards)
+    done = {int(k): v for k, v in reusable.items() if int(k) < num_shards and writer.is_complete(v)}
+    remove_stale_files(out_dir, keep={v["path"] for v in done.values()})
+    builder = _ShardBuilder(dataset, options)
+    progress = {"dataset_fingerprint": fingerprint, "num_shards": num_shards, "shards": {}}
+    progress["shards"] = {str(k): v for k, v in sorted(done.items())}
+    # Claim the folder before the first shard lands, so a run killed right after that
+    # shard is recognised as this dataset (not a foreign one) when restarted.
+    atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
+    already = sum(len(inputs[k * per_shard : (k + 1) * per_shard]) for k in done)
+    with _progress_bar(len(inputs), already, options.quiet) as bar:
+        for index in range(num_shards):
+            if index in done:
+                continue
+            shard_inputs = inputs[index * per_shard : (index + 1) * per_shard]
+            records, skipped, stats = builder.build(shard_inputs, on_input=lambda: bar.update(1))
+            entry = writer.write_shard(index, records)
+            entry.update(skipped=skipped, **stats)
+            done[index] = entry
+            progress["shards"] = {str(k): v for k, v in sorted(done.items())}
+            atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
+    entries = [done[k] for k in range(num_shards)]
+    manifest = _manifest(dataset, inputs, options, fingerprint, entries)
+    atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
+    atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
+    return json.loads(json.dumps(to_jsonable(manifest)))

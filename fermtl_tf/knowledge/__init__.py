@@ -1,0 +1,1 @@
+"""Prior knowledge shared by every method: landmark schemes, label vocabularies, task relatedness."""

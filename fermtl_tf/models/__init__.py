@@ -1,0 +1,1 @@
+"""Models: backbones and one module per method (``baseline`` = single-task ResNet)."""

@@ -1,0 +1,69 @@
+"""The callbacks of every experiment: resume, checkpoints, TensorBoard, CSV history, LR.
+
+Layout of an experiment's output directory::
+
+    output_dir/
+      config.yaml            resolved config (written by run_experiment)
+      backup/                BackupAndRestore state: a rerun resumes after the last epoch
+      checkpoints/last.keras the model after the latest epoch
+      checkpoints/best.keras the model with the lowest val_loss (when validating)
+      logs/                  TensorBoard event files (if tensorboard is installed)
+      history.csv            one row per epoch: every logged loss, metric and learning_rate
+"""
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import keras
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimiser's current learning rate to the epoch logs as ``learning_rate``.
+
+    It must come before the CSV and TensorBoard callbacks, which read the same logs.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+
+
+def tensorboard_available():
+    """TensorFlow 2.21 no longer depends on the ``tensorboard`` package; it is optional."""
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def make_callbacks(output_dir, validation=False, tensorboard=None):
+    """Callbacks writing into ``output_dir`` (see the module docstring for the layout).
+
+    ``tensorboard=None`` writes TensorBoard logs when the ``tensorboard`` package is
+    installed and warns otherwise (the CSV history holds the same numbers). The CSV
+    history is appended to when a backup exists (a resumed run), so it keeps one row per
+    epoch across interruptions; a fresh run starts a new file.
+    """
+    if tensorboard is None:
+        tensorboard = tensorboard_available()
+        if not tensorboard:
+            warnings.warn("the tensorboard package is not installed: no TensorBoard logs "
+                          "(pip install tensorboard); history.csv has every logged value",
+                          stacklevel=2)
+    output_dir = Path(output_dir)
+    backup_dir = output_dir / "backup"
+    resuming = backup_dir.exists()
+    (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        LearningRateLogger(),
+        keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir)),
+        keras.callbacks.ModelCheckpoint(str(output_dir / "checkpoints" / "last.keras")),
+    ]
+    if validation:
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            str(output_dir / "checkpoints" / "best.keras"), monitor="val_loss",
+            save_best_only=True))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs")))
+    callbacks.append(keras.callbacks.CSVLogger(str(output_dir / "history.csv"),
+                                               append=resuming))
+    return callbacks

@@ -1,0 +1,386 @@
+"""Experiment configs: YAML validated into dataclasses, errors naming the key and the file.
+
+A config file (``yaml.safe_load``) maps onto :class:`ExperimentConfig`::
+
+    name: baseline_expression_synthface
+    seed: 0
+    output_dir: runs/baseline/expression_synthface
+    data:
+      train: [{folder: data/synthface, split: train, batch_size: 64, augment: {flip: true}}]
+      validation: [{folder: data/synthface, split: val, batch_size: 64}]
+      image_size: [96, 96]
+      normalization: minus_one_one
+    backbone: {name: resnet, depth: 34, width: 64, stem: imagenet}
+    tasks: {expression: {num_classes: null}}     # null: from the dataset manifest
+    sharing: {name: single_task}
+    coupling: {name: none}
+    weighting: {name: fixed, weights: {expression: 1.0}}
+    optimizer: {name: momentum, learning_rate: 0.01, momentum: 0.9}
+    schedule: {name: cosine}
+    epochs: 10
+    strategy: auto               # auto | mirrored | multi_worker | one_device
+    precision: float32           # float32 | mixed_float16 | mixed_bfloat16
+    jit_compile: false
+
+Relative paths (data folders, ``output_dir``) are relative to the working directory.
+
+Extension points: ``sharing``, ``coupling`` and ``weighting`` are *variant* sections whose
+``name`` selects a dataclass registered with :func:`register_variant` (later methods add
+``hard``, ``stacked``, ``cross_stitch``, ``distribution_matching``, ...); ``tasks`` keys
+select a dataclass registered with :func:`register_task`.
+"""
+
+import dataclasses
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+#: A float written without a dot in the mantissa (``1e-3``), which PyYAML leaves a string.
+_FLOAT_LITERAL = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the file and the key."""
+
+
+# --- sections ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SourceConfig:
+    """One prepared dataset folder read through ``fermtl_tf.data.pipeline.make_dataset``."""
+
+    folder: str
+    split: str = "train"
+    batch_size: int = 32
+    augment: dict[str, Any] | None = None
+    name: str | None = None  # source name in multi-source batches (default: folder name)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    train: list[SourceConfig]
+    validation: list[SourceConfig] = dataclasses.field(default_factory=list)
+    image_size: tuple[int, int] = (96, 96)
+    normalization: Literal["minus_one_one", "zero_one", "per_image", "none"] = "minus_one_one"
+    shuffle_buffer: int = 1024
+
+
+@dataclasses.dataclass
+class BackboneConfig:
+    name: Literal["resnet"] = "resnet"
+    depth: Literal[18, 34] = 34
+    width: int = 64
+    stem: Literal["imagenet", "compact"] = "imagenet"
+    sync_batch_norm: bool = False
+
+
+@dataclasses.dataclass
+class ExpressionTask:
+    num_classes: int | None = None  # None: len(manifest["vocabularies"]["expression"])
+
+
+@dataclasses.dataclass
+class LandmarksTask:
+    pass
+
+
+@dataclasses.dataclass
+class SingleTaskSharing:
+    """Each task its own network: the baseline (Hu et al. 2018, Table 4 "Single task")."""
+
+    name: str = "single_task"
+
+
+@dataclasses.dataclass
+class NoCoupling:
+    name: str = "none"
+
+
+@dataclasses.dataclass
+class FixedWeighting:
+    """Constant lambda per named loss; a task without an entry gets 1.0."""
+
+    name: str = "fixed"
+    weights: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    name: Literal["sgd", "momentum", "adam", "adamw"] = "momentum"
+    learning_rate: float = 0.01
+    momentum: float = 0.9  # sgd ignores it; momentum uses it
+    nesterov: bool = False
+    weight_decay: float | None = None
+    clipnorm: float | None = None
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """Learning-rate schedule over optimiser steps (epochs converted with steps_per_epoch).
+
+    cosine: from ``learning_rate`` to ``alpha * learning_rate`` over all epochs;
+    step: multiply by ``factor`` at each epoch in ``boundaries``;
+    exponential: multiply by ``decay_rate`` every epoch (continuously).
+    """
+
+    name: Literal["constant", "cosine", "step", "exponential"] = "constant"
+    alpha: float = 0.0
+    boundaries: list[int] = dataclasses.field(default_factory=list)
+    factor: float = 0.1
+    decay_rate: float = 0.9
+
+
+#: Variant sections: section -> {name: dataclass}. Extend with :func:`register_variant`.
+VARIANTS = {
+    "sharing": {"single_task": SingleTaskSharing},
+    "coupling": {"none": NoCoupling},
+    "weighting": {"fixed": FixedWeighting},
+}
+
+#: Task name -> dataclass of its options. Extend with :func:`register_task`.
+TASK_CONFIGS = {"expression": ExpressionTask, "landmarks": LandmarksTask}
+
+
+def register_variant(section, name, config_class):
+    """Make ``{section: {name: <name>, ...}}`` valid, validated by ``config_class``."""
+    VARIANTS[section][name] = config_class
+
+
+def register_task(name, config_class):
+    """Make ``tasks: {<name>: {...}}`` valid, validated by ``config_class``."""
+    TASK_CONFIGS[name] = config_class
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    data: DataConfig
+    tasks: dict[str, Any]
+    output_dir: str
+    name: str = "experiment"
+    seed: int = 0
+    backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
+    sharing: Any = dataclasses.field(default_factory=SingleTaskSharing)
+    coupling: Any = dataclasses.field(default_factory=NoCoupling)
+    weighting: Any = dataclasses.field(default_factory=FixedWeighting)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    epochs: int = 1
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    strategy: Literal["auto", "mirrored", "multi_worker", "one_device"] = "auto"
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: bool = False
+
+    def task_weight(self, task):
+        """The fixed weight of ``task`` (1.0 when the weighting section omits it)."""
+        return float(getattr(self.weighting, "weights", {}).get(task, 1.0))
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+class _Validator:
+    """Checks raw YAML data against dataclass type hints; errors name file and key."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def error(self, key, message):
+        return ConfigError(f"{self.source}: key '{key or '<root>'}': {message}")
+
+    def dataclass(self, cls, raw, key):
+        if not isinstance(raw, dict):
+            raise self.error(key, f"expected a mapping, got {type(raw).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        for name in raw:
+            if name not in fields:
+                raise self.error(_join(key, name),
+                                 f"unknown key; allowed: {', '.join(sorted(fields))}")
+        values = {}
+        for name, field in fields.items():
+            if name in raw:
+                values[name] = self.section(cls, name, hints[name], raw[name], _join(key, name))
+            elif (field.default is dataclasses.MISSING
+                  and field.default_factory is dataclasses.MISSING):
+                raise self.error(_join(key, name), "required key is missing")
+        return cls(**values)
+
+    def section(self, cls, name, hint, raw, key):
+        """Dispatch the variant and task sections of ExperimentConfig, else check the type."""
+        if cls is ExperimentConfig and name in VARIANTS:
+            return self.variant(name, raw, key)
+        if cls is ExperimentConfig and name == "tasks":
+            return self.tasks(raw, key)
+        return self.value(hint, raw, key)
+
+    def variant(self, section, raw, key):
+        if not isinstance(raw, dict) or "name" not in raw:
+            raise self.error(key, f"expected a mapping with a 'name' "
+                                  f"(one of {sorted(VARIANTS[section])})")
+        choice = raw["name"]
+        if choice not in VARIANTS[section]:
+            raise self.error(_join(key, "name"),
+                             f"unknown {section} {choice!r}; known: {sorted(VARIANTS[section])}")
+        return self.dataclass(VARIANTS[section][choice], raw, key)
+
+    def tasks(self, raw, key):
+        if not isinstance(raw, dict) or not raw:
+            raise self.error(key, f"expected a non-empty mapping of tasks "
+                                  f"(known: {sorted(TASK_CONFIGS)})")
+        tasks = {}
+        for name, options in raw.items():
+            if name not in TASK_CONFIGS:
+                raise self.error(_join(key, name),
+                                 f"unknown task; known: {sorted(TASK_CONFIGS)}")
+            tasks[name] = self.dataclass(TASK_CONFIGS[name], options or {}, _join(key, name))
+        return tasks
+
+    def value(self, hint, raw, key):
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            return self.dataclass(hint, raw, key)
+        if origin in (typing.Union, types.UnionType):
+            if raw is None and type(None) in args:
+                return None
+            options = [a for a in args if a is not type(None)]
+            return self.value(options[0], raw, key)
+        if origin is Literal:
+            if raw not in args or isinstance(raw, bool) != isinstance(args[0], bool):
+                raise self.error(key, f"must be one of {list(args)}, got {raw!r}")
+            return raw
+        if hint is Any:
+            return raw
+        if origin is list:
+            self.expect(raw, list, "a list", key)
+            return [self.value(args[0], item, f"{key}[{i}]") for i, item in enumerate(raw)]
+        if origin is tuple:
+            self.expect(raw, (list, tuple), f"a list of {len(args)} values", key)
+            if len(raw) != len(args):
+                raise self.error(key, f"expected {len(args)} values, got {len(raw)}")
+            return tuple(self.value(a, item, f"{key}[{i}]") for i, (a, item)
+                         in enumerate(zip(args, raw, strict=True)))
+        if origin is dict:
+            self.expect(raw, dict, "a mapping", key)
+            return {self.value(args[0], k, key): self.value(args[1], v, _join(key, str(k)))
+                    for k, v in raw.items()}
+        return self.scalar(hint, raw, key)
+
+    def scalar(self, hint, raw, key):
+        if hint is float and isinstance(raw, int) and not isinstance(raw, bool):
+            return float(raw)
+        if hint is float and isinstance(raw, str) and _FLOAT_LITERAL.fullmatch(raw.strip()):
+            return float(raw)  # YAML 1.1 (PyYAML) reads 1e-3 as a string
+        if hint is int and isinstance(raw, bool):
+            raise self.error(key, f"expected int, got bool {raw!r}")
+        self.expect(raw, hint, hint.__name__, key)
+        return raw
+
+    def expect(self, raw, types_, description, key):
+        if not isinstance(raw, types_):
+            raise self.error(key, f"expected {description}, got {type(raw).__name__} {raw!r}")
+
+
+def _join(key, name):
+    return f"{key}.{name}" if key else str(name)
+
+
+def _check_consistency(config, validator):
+    """Cross-field rules the type hints cannot express."""
+    if config.sharing.name == "single_task" and len(config.tasks) != 1:
+        raise validator.error("tasks", f"sharing 'single_task' trains exactly one task, "
+                                       f"got {sorted(config.tasks)}")
+    for task in getattr(config.weighting, "weights", {}):
+        if task not in config.tasks:
+            raise validator.error(f"weighting.weights.{task}", "weight for a task not in tasks")
+    if not config.data.train:
+        raise validator.error("data.train", "at least one training source is required")
+    if config.schedule.name == "step" and not config.schedule.boundaries:
+        raise validator.error("schedule.boundaries", "the step schedule needs boundaries")
+    for key in ("epochs", "steps_per_epoch", "validation_steps"):
+        value = getattr(config, key)
+        if value is not None and value < 1:
+            raise validator.error(key, f"must be >= 1, got {value}")
+
+
+def parse_config(raw, source="<dict>"):
+    """Validate raw config data (a dict) into an :class:`ExperimentConfig`."""
+    validator = _Validator(source)
+    config = validator.dataclass(ExperimentConfig, raw, "")
+    _check_consistency(config, validator)
+    return config
+
+
+def apply_overrides(raw, overrides, source="<overrides>"):
+    """Apply ``["optimizer.learning_rate=0.1", ...]`` to raw config data (in place).
+
+    Values are parsed as YAML (``1e-3``, ``true``, ``[96, 96]``); list items are
+    addressed by index (``data.train.0.batch_size=8``).
+    """
+    for override in overrides or ():
+        path, sep, text = override.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"{source}: --set expects key.sub=value, got {override!r}")
+        keys = path.split(".")
+        node = raw
+        for depth, part in enumerate(keys[:-1]):
+            node = _child(node, part, ".".join(keys[: depth + 1]), source)
+        last = keys[-1]
+        if isinstance(node, list):
+            node[_index(node, last, path, source)] = yaml.safe_load(text)
+        else:
+            node[last] = yaml.safe_load(text)
+    return raw
+
+
+def _child(node, part, key, source):
+    if isinstance(node, list):
+        return node[_index(node, part, key, source)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"{source}: key '{key}': cannot set a sub-key of a scalar")
+    return node.setdefault(part, {})
+
+
+def _index(node, part, key, source):
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"{source}: key '{key}': list index {part!r} out of range "
+                          f"(list has {len(node)} items)")
+    return int(part)
+
+
+def load_config(path, overrides=None):
+    """Read, override and validate the YAML config at ``path``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping")
+    apply_overrides(raw, overrides, source=str(path))
+    return parse_config(raw, source=str(path))
+
+
+def config_to_dict(config):
+    """Plain-data form of a config (tuples as lists), suitable for ``yaml.safe_dump``."""
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config, path):
+    """Write ``config`` as YAML; :func:`load_config` reads it back to an equal config."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
