@@ -28,8 +28,8 @@ def build_parser():
                     "evaluate the expression and landmark baselines.",
     )
     parser.add_argument("--out", default="demo_output", help="working folder (default: demo_output)")
-    parser.add_argument("--identities", type=int, default=40,
-                        help="SynthFace identities (default 40; split 70/15/15 by identity)")
+    parser.add_argument("--identities", type=int, default=120,
+                        help="SynthFace identities (default 120; split 70/15/15 by identity)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs for both baselines (default: the demo configs')")
     parser.add_argument("--seed", type=int, default=0)

@@ -132,7 +132,7 @@ def _draw_eye_sockets(img, q, skin, frame):
     """Darker orbits: the eye region is darker than cheeks and nose bridge on real faces."""
     for idx in (slice(36, 42), slice(42, 48)):
         centre = frame.at(q[idx].mean(axis=0), 0.0, -0.05)
-        _ellipse(img, centre, (0.3 * frame.u, 0.17 * frame.u), frame.angle, _shade(skin, 0.82))
+        _ellipse(img, centre, (0.3 * frame.u, 0.17 * frame.u), frame.angle, _shade(skin, 0.55))
 
 
 def _draw_forehead_lines(img, q, sides, skin, frame):
@@ -154,7 +154,7 @@ def _draw_hair_cap(img, q, ident):
 
 
 def _draw_beard(img, q, ident, frame):
-    colour = _mix(ident.hair, ident.skin, 0.45)
+    colour = _mix(ident.hair, ident.skin, 0.65)
     if ident.attributes["beard"]:
         upper = [frame.at(q[13], -0.05, -0.05), frame.at(q[54], 0.1, -0.03),
                  frame.at(q[35], 0.02, 0.1), frame.at(q[33], 0.0, 0.08),
@@ -242,7 +242,7 @@ def _draw_eye(img, q, idx, iris, skin, gaze, frame):
         mask = np.zeros(roi.shape[:2], np.uint8)
         _fill(mask, eye - offset, 255)
         layer = np.empty_like(roi)
-        layer[:] = _mix(_SCLERA, _shade(skin, 0.85), 0.35)
+        layer[:] = _mix(_SCLERA, _shade(skin, 0.85), 0.6)
         radius = 0.6 * half_w
         centre = (corner_a + corner_b) / 2 - offset
         centre = centre + (gaze[0] * 0.5 * half_w * frame.ex + gaze[1] * 0.35 * half_w * frame.ey)
