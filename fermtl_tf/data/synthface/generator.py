@@ -27,7 +27,7 @@ from fermtl_tf.knowledge.vocabularies import vocabulary
 
 #: Face half-width as a fraction of the image size at pose scale 1. MTCNN (default
 #: settings) finds 93 % of lab faces at 0.27 but 98 % at 0.23-0.25, so the face leaves a margin.
-FACE_UNIT = 0.24
+FACE_UNIT = 0.21
 #: Landmark resolution: posed points are rounded to 1/16 px, the drawing's fixed point.
 _GRID = 16.0
 _INTENSITIES = ("strong", "subtle", "mixed")

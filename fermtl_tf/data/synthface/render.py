@@ -242,7 +242,7 @@ def _draw_eye(img, q, idx, iris, skin, gaze, frame):
         mask = np.zeros(roi.shape[:2], np.uint8)
         _fill(mask, eye - offset, 255)
         layer = np.empty_like(roi)
-        layer[:] = _mix(_SCLERA, _shade(skin, 0.85), 0.6)
+        layer[:] = _mix(_SCLERA, _shade(skin, 0.85), 0.35)
         radius = 0.6 * half_w
         centre = (corner_a + corner_b) / 2 - offset
         centre = centre + (gaze[0] * 0.5 * half_w * frame.ex + gaze[1] * 0.35 * half_w * frame.ey)
