@@ -25,9 +25,11 @@ from fermtl_tf.knowledge.expression_au import expression_specs
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 from fermtl_tf.knowledge.vocabularies import vocabulary
 
-#: Face half-width as a fraction of the image size at pose scale 1. MTCNN (default
-#: settings) finds 93 % of lab faces at 0.27 but 98 % at 0.23-0.25, so the face leaves a margin.
-FACE_UNIT = 0.21
+#: Face half-width as a fraction of the image size at pose scale 1. MTCNN's confidence
+#: falls as the face grows (the largest quarter of faces fell under prep's 0.9 cut-off two
+#: to three times as often as the smallest), so the face leaves a margin: at 0.22 the 68
+#: landmarks span about 56 px of a 128 px image (docs/synthface.md, "Measured figures").
+FACE_UNIT = 0.22
 #: Landmark resolution: posed points are rounded to 1/16 px, the drawing's fixed point.
 _GRID = 16.0
 _INTENSITIES = ("strong", "subtle", "mixed")

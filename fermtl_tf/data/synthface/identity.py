@@ -23,7 +23,7 @@ EXPRESSION_ATTRIBUTES = ("smiling", "mouth_open")
 SYNTHFACE_ATTRIBUTE_NAMES = IDENTITY_ATTRIBUTES + EXPRESSION_ATTRIBUTES
 
 _SKIN = {  # RGB anchors of the skin-tone continuum
-    "pale": np.array([212.0, 172.0, 150.0]),
+    "pale": np.array([238.0, 204.0, 182.0]),
     "medium": np.array([208.0, 158.0, 120.0]),
     "dark": np.array([122.0, 82.0, 58.0]),
 }

@@ -128,11 +128,19 @@ def _draw_body(img, q, ident, frame):
     _polyline(img, q[0:17], _shade(ident.skin, 0.78), 0.03 * frame.u)
 
 
+#: Orbit shading, outer to inner: ((half-width, half-height) in face units, skin factor).
+#: A dark band across the eyes is what MTCNN keys on (glasses alone cut its misses at
+#: the 0.9 cut-off eightfold); one small 0.82 ellipse left 6 % of faces under 0.9.
+SOCKET_LAYERS = (((0.42, 0.27), 0.82), ((0.36, 0.21), 0.68), ((0.3, 0.16), 0.55))
+
+
 def _draw_eye_sockets(img, q, skin, frame):
-    """Darker orbits: the eye region is darker than cheeks and nose bridge on real faces."""
+    """Darker orbits, graded from the brow ridge to the lids: the eye region is darker than
+    the cheeks and the nose bridge on real faces."""
     for idx in (slice(36, 42), slice(42, 48)):
         centre = frame.at(q[idx].mean(axis=0), 0.0, -0.05)
-        _ellipse(img, centre, (0.3 * frame.u, 0.17 * frame.u), frame.angle, _shade(skin, 0.55))
+        for (ax, ay), light in SOCKET_LAYERS:
+            _ellipse(img, centre, (ax * frame.u, ay * frame.u), frame.angle, _shade(skin, light))
 
 
 def _draw_forehead_lines(img, q, sides, skin, frame):

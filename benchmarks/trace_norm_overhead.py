@@ -1,0 +1,153 @@
+"""Training-step overhead of the tensor trace-norm regulariser (Hu et al. 2018, §2.2, §2.4).
+
+Network: two tasks stacked with ``StackedConv2D`` in the ResNet-34 convolution plan (33 convs,
+all 3x3 here: 64x7, 128x8, 256x12, 512x6; stride 2 at the first conv of each stage and a 2x2
+max-pool after the first, so a 96x96 input gives 48 -> 24/12/6/3 px as in ResNet-34), ReLU,
+global average pooling and a ``StackedDense`` 13-way head; no shortcuts or batch norm (the
+overhead question only needs the 33 kernels). A step = forward, softmax cross-entropy (+ the
+regulariser on all 33 kernels), backward and an SGD update, compiled with ``tf.function``.
+
+Configurations: no regulariser; LAF / Tucker / TT with exact SVD and with randomized SVD. The
+steps are timed round-robin (one step of each configuration per round) so that background
+load on a shared machine affects all of them alike; medians are reported, and the ratio
+``step / step_without``. Targets (issue 9b): <= 1.10 for LAF, <= 1.25 for Tucker and TT with
+randomized SVD. Also reported: the regulariser alone (value + gradient for the 33 kernels).
+
+    .venv/bin/python benchmarks/trace_norm_overhead.py [--batch 16] [--rounds 5] [--rank 32]
+
+Prints one JSON object.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fermtl_tf.layers import StackedConv2D, StackedDense  # noqa: E402
+from fermtl_tf.regularizers import TensorTraceNorm  # noqa: E402
+
+TASKS = 2
+PLAN = [(64, 7), (128, 8), (256, 12), (512, 6)]
+
+
+def build_network(regularizer, implementation):
+    """The 33 stacked convs and the head; returns (convs, head)."""
+    convs = []
+    for stage, (filters, count) in enumerate(PLAN):
+        for i in range(count):
+            stride = 2 if i == 0 else 1
+            convs.append(StackedConv2D(filters, 3, TASKS, strides=stride, padding="same",
+                                       activation="relu", use_bias=False,
+                                       kernel_regularizer=regularizer,
+                                       implementation=implementation,
+                                       name=f"conv{stage}_{i}"))
+    return convs, StackedDense(13, TASKS, name="head")
+
+
+def forward(convs, head, images):
+    x = convs[0](images)
+    t, b, h, w, c = x.shape
+    x = tf.reshape(tf.nn.max_pool2d(tf.reshape(x, (t * b, h, w, c)), 2, 2, "VALID"),
+                   (t, b, h // 2, w // 2, c))
+    for conv in convs[1:]:
+        x = conv(x)
+    return head(tf.reduce_mean(x, axis=[2, 3]))
+
+
+def make_step(regularizer, images, labels, implementation):
+    keras.utils.set_random_seed(0)
+    convs, head = build_network(regularizer, implementation)
+    forward(convs, head, images)
+    variables = [v for layer in [*convs, head] for v in layer.trainable_variables]
+    optimizer = keras.optimizers.SGD(0.01)
+    optimizer.build(variables)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            logits = forward(convs, head, images)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+            if regularizer is not None:
+                loss += tf.add_n([tf.add_n(layer.losses) for layer in convs])
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    @tf.function
+    def regularizer_only():
+        kernels = [conv.kernel for conv in convs]
+        with tf.GradientTape() as tape:
+            value = tf.add_n([regularizer(k) for k in kernels])
+        return [value] + tape.gradient(value, kernels)
+
+    return step, (regularizer_only if regularizer is not None else None)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    [tf.convert_to_tensor(r).numpy() for r in tf.nest.flatten(result)]
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16, help="images per task")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rank", type=int, default=None, help="randomized SVD rank")
+    parser.add_argument("--implementation", default="auto")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.random((TASKS, args.batch, 96, 96, 3)), tf.float32)
+    labels = tf.constant(rng.integers(0, 13, (TASKS, args.batch)), tf.int32)
+    configs = {"none": None}
+    for method in ("laf", "tucker", "tt"):
+        for svd in ("exact", "randomized"):
+            configs[f"{method}_{svd}"] = TensorTraceNorm(method, 1e-4, svd=svd, rank=args.rank)
+    steps, reg_only = {}, {}
+    for name, regularizer in configs.items():
+        steps[name], reg_only[name] = make_step(regularizer, images, labels, args.implementation)
+        timed(steps[name])  # trace + compile
+        timed(steps[name])
+    step_times = {name: [] for name in configs}
+    reg_times = {name: [] for name in configs if reg_only[name] is not None}
+    for name in reg_times:
+        timed(reg_only[name])
+    for _ in range(args.rounds):
+        for name in configs:
+            step_times[name].append(timed(steps[name]))
+        for name in reg_times:
+            reg_times[name].append(timed(reg_only[name]))
+    base = float(np.median(step_times["none"]))
+    report = {}
+    for name in configs:
+        median = float(np.median(step_times[name]))
+        report[name] = {"step_s": round(median, 4), "ratio": round(median / base, 3)}
+        if name in reg_times:
+            report[name]["regularizer_only_s"] = round(float(np.median(reg_times[name])), 4)
+    targets = {"laf": 1.10, "tucker": 1.25, "tt": 1.25}
+    print(json.dumps({
+        "benchmark": "trace_norm_overhead",
+        "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+        "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "tensorflow": tf.__version__, "tasks": TASKS, "batch_per_task": args.batch,
+        "input": [96, 96, 3], "convs": sum(c for _, c in PLAN), "rounds": args.rounds,
+        "randomized": {"rank": args.rank or "default", "oversampling": 10,
+                       "power_iterations": 2},
+        "implementation": args.implementation,
+        "results": report,
+        "targets_randomized": {
+            m: {"target": t, "ratio": report[f"{m}_randomized"]["ratio"],
+                "met": report[f"{m}_randomized"]["ratio"] <= t} for m, t in targets.items()},
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+"""Keras layers for multi-task sharing: stacked-task layers, gradient reversal, cross-stitch."""
+
+from fermtl_tf.layers.cross_stitch import CrossStitch
+from fermtl_tf.layers.gradient_reversal import GradientReversal
+from fermtl_tf.layers.stacked_batch_norm import StackedBatchNormalization
+from fermtl_tf.layers.stacked_conv import StackedConv2D
+from fermtl_tf.layers.stacked_dense import StackedDense
+
+__all__ = [
+    "CrossStitch",
+    "GradientReversal",
+    "StackedBatchNormalization",
+    "StackedConv2D",
+    "StackedDense",
+]

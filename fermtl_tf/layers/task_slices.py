@@ -1,0 +1,65 @@
+"""Helpers shared by the stacked-task layers: per-task initialisation and input checks.
+
+A stacked weight carries the task axis last, e.g. a conv kernel of shape
+``(kh, kw, c_in, c_out, T)``. Keras initialisers compute fan-in/fan-out from the *whole*
+shape (for rank > 2: receptive field = product of all axes but the last two), so calling
+``GlorotUniform`` on the 5-D shape would count ``c_out`` as part of the receptive field and
+``T`` as the output depth. ``initialize_per_task`` instead draws every task slice exactly as a
+standard single-task layer would draw its weight, then stacks the slices on the last axis.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def _clone_for_task(initializer, task):
+    """A copy of ``initializer`` that draws task ``task``'s slice.
+
+    A Keras 3 random initialiser with an integer (or default) seed returns the same values on
+    every call, so reusing one instance would give every task an identical slice. Integer seeds
+    become ``seed + task`` (reproducible, distinct per task); a ``None`` seed gets a fresh
+    default seed in the clone; a ``SeedGenerator`` seed advances by itself and is reused.
+    """
+    config = initializer.get_config()
+    seed = config.get("seed")
+    if "seed" not in config or isinstance(initializer.seed, keras.random.SeedGenerator):
+        return initializer
+    if isinstance(seed, int):
+        config["seed"] = seed + task
+    return initializer.__class__.from_config(config)
+
+
+def initialize_per_task(initializer, num_tasks):
+    """Return a Keras-compatible initializer for a weight whose last axis indexes tasks.
+
+    Each slice ``[..., t]`` is ``initializer(shape[:-1])`` drawn independently, so a stacked
+    layer starts from ``T`` independently initialised single-task layers (fan-in of one task).
+    """
+    initializer = keras.initializers.get(initializer)
+
+    def init(shape, dtype=None):
+        if shape[-1] != num_tasks:
+            raise ValueError(f"Last axis of {shape} must be the task axis of size {num_tasks}.")
+        slices = [
+            _clone_for_task(initializer, t)(tuple(shape[:-1]), dtype=dtype)
+            for t in range(num_tasks)
+        ]
+        return tf.stack([tf.convert_to_tensor(s) for s in slices], axis=-1)
+
+    return init
+
+
+def check_task_axis(layer_name, input_shape, num_tasks, min_rank):
+    """Raise a clear error unless the input is ``(T, B, ..., C)`` with ``T == num_tasks``."""
+    if len(input_shape) < min_rank:
+        raise ValueError(
+            f"{layer_name} expects inputs of rank >= {min_rank} with a leading task axis "
+            f"(T, B, ...); got shape {tuple(input_shape)}."
+        )
+    if input_shape[0] is not None and input_shape[0] != num_tasks:
+        raise ValueError(
+            f"{layer_name} was built for num_tasks={num_tasks} but the leading (task) axis of "
+            f"the input has size {input_shape[0]} (shape {tuple(input_shape)})."
+        )
+    if input_shape[-1] is None:
+        raise ValueError(f"{layer_name} needs a known channel (last) axis; got {input_shape}.")

@@ -1,0 +1,210 @@
+"""Tensor trace norms (Hu et al. 2018, §2.2, Eqs. 1-3) against NumPy written from the paper."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fermtl_tf.regularizers import (
+    TensorTraceNorm,
+    matrix_trace_norm,
+    randomized_svd,
+    tensor_trace_norm,
+    tt_unfold,
+    unfold,
+)
+
+SHAPE = (3, 4, 2, 5, 2)  # a 5-way "stacked conv kernel" (kh, kw, cin, cout, T)
+
+
+# ---- NumPy references, from the paper's definitions --------------------------------------
+
+def np_mode_unfold(w, i):
+    """W_(i+1) = reshape(permute(W, [i, 0, .., i-1, i+1, ..]), [D_i, -1]) in C order."""
+    return np.moveaxis(w, i, 0).reshape(w.shape[i], -1)
+
+
+def np_fold_mode(m, i, shape):
+    moved = (shape[i],) + tuple(d for j, d in enumerate(shape) if j != i)
+    return np.moveaxis(m.reshape(moved), 0, i)
+
+
+def np_unfoldings(w, method):
+    """[(matrix, fold-back function)] for Eq. 1 (laf), Eq. 2 (tucker), Eq. 3 (tt)."""
+    n = w.ndim
+    if method == "laf":
+        modes = [n - 1]
+    elif method == "tucker":
+        modes = list(range(n))
+    else:
+        return [(w.reshape(int(np.prod(w.shape[:i])), -1), lambda m: m.reshape(w.shape))
+                for i in range(1, n)]
+    return [(np_mode_unfold(w, i), lambda m, i=i: np_fold_mode(m, i, w.shape)) for i in modes]
+
+
+def np_trace_norms(w, method):
+    return np.array([np.linalg.svd(m, compute_uv=False).sum() for m, _ in np_unfoldings(w, method)])
+
+
+def np_trace_norm_gradient(w, method):
+    """Σ_i fold_i(U_i V_iᵀ), U V from NumPy's thin SVD (§2.2 Optimisation)."""
+    total = np.zeros_like(w)
+    for m, fold in np_unfoldings(w, method):
+        u, _, vt = np.linalg.svd(m, full_matrices=False)
+        total += fold(u @ vt)
+    return total
+
+
+def value_and_gradient(w, method, **kwargs):
+    x = tf.Variable(w)
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(tensor_trace_norm(x, method, **kwargs))
+    return value.numpy(), tape.gradient(value, x).numpy()
+
+
+@pytest.fixture
+def w():
+    return np.random.default_rng(0).standard_normal(SHAPE)
+
+
+# ---- unfolding order ------------------------------------------------------------------------
+
+def test_unfold_matches_paper_permute_order_in_c_order(w):
+    for i in range(w.ndim):
+        paper_perm = [i] + [j for j in range(w.ndim) if j != i]  # [i, 1, .., i-1, i+1, .., N]
+        expected = np.transpose(w, paper_perm).reshape(w.shape[i], -1)
+        np.testing.assert_array_equal(unfold(tf.constant(w), i).numpy(), expected)
+        np.testing.assert_array_equal(expected, np_mode_unfold(w, i))
+
+
+def test_tt_unfold_is_row_major_reshape(w):
+    for i in range(1, w.ndim):
+        expected = w.reshape(int(np.prod(w.shape[:i])), int(np.prod(w.shape[i:])))
+        np.testing.assert_array_equal(tt_unfold(tf.constant(w), i).numpy(), expected)
+
+
+# ---- values and gradients -------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, count", [("laf", 1), ("tucker", 5), ("tt", 4)])
+def test_trace_norms_equal_numpy_svd(w, method, count):
+    norms = tensor_trace_norm(tf.constant(w), method).numpy()
+    assert norms.shape == (count,)
+    np.testing.assert_allclose(norms, np_trace_norms(w, method), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["laf", "tucker", "tt"])
+def test_gradient_equals_folded_u_vt(w, method):
+    _, grad = value_and_gradient(w, method)
+    np.testing.assert_allclose(grad, np_trace_norm_gradient(w, method), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["laf", "tucker", "tt"])
+def test_gradient_agrees_with_central_finite_differences(w, method):
+    rng = np.random.default_rng(1)
+    _, grad = value_and_gradient(w, method)
+    h = 1e-6
+    for _ in range(3):
+        e = rng.standard_normal(w.shape)
+        numeric = (np_trace_norms(w + h * e, method).sum()
+                   - np_trace_norms(w - h * e, method).sum()) / (2 * h)
+        np.testing.assert_allclose(np.sum(grad * e), numeric, rtol=1e-6)
+
+
+def test_float32_values_close_to_float64_reference(w):
+    norms = tensor_trace_norm(tf.constant(w, tf.float32), "tucker")
+    assert norms.dtype == tf.float32
+    np.testing.assert_allclose(norms.numpy(), np_trace_norms(w, "tucker"), rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+@pytest.mark.parametrize("svd", ["exact", "randomized"])
+def test_zero_kernel_gives_zero_value_and_finite_zero_gradient(dtype, svd):
+    x = tf.Variable(tf.zeros((3, 3, 16, 16, 2), dtype))
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(tensor_trace_norm(x, "tucker", svd=svd, rank=2, oversampling=2))
+    grad = tape.gradient(value, x).numpy()
+    assert value.numpy() == 0.0
+    assert np.all(np.isfinite(grad)) and np.all(grad == 0.0)
+
+
+def test_duplicate_singular_values_give_finite_exact_gradient():
+    rng = np.random.default_rng(2)
+    u, _ = np.linalg.qr(rng.standard_normal((7, 4)))
+    v, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    a = u @ np.diag([2.0, 2.0, 2.0, 1.0]) @ v.T  # σ = 2 repeated three times
+    x = tf.Variable(a)
+    with tf.GradientTape() as tape:
+        value = matrix_trace_norm(x)
+    grad = tape.gradient(value, x).numpy()
+    np.testing.assert_allclose(value.numpy(), 7.0, rtol=1e-12)
+    np.testing.assert_allclose(grad, u @ v.T, atol=1e-10)
+
+
+def test_rank_deficient_gradient_uses_nonzero_singular_values_only():
+    rng = np.random.default_rng(3)
+    u, _ = np.linalg.qr(rng.standard_normal((6, 2)))
+    v, _ = np.linalg.qr(rng.standard_normal((5, 2)))
+    a = u @ np.diag([3.0, 0.5]) @ v.T  # rank 2 of a 6 x 5 matrix
+    x = tf.Variable(a)
+    with tf.GradientTape() as tape:
+        value = matrix_trace_norm(x)
+    grad = tape.gradient(value, x).numpy()
+    np.testing.assert_allclose(value.numpy(), 3.5, rtol=1e-9)
+    np.testing.assert_allclose(grad, u @ v.T, atol=1e-6)
+
+
+# ---- randomized SVD -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(120, 60), (60, 120)])
+def test_randomized_svd_matches_exact_on_low_rank_matrix(shape):
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((shape[0], 5)) @ rng.standard_normal((5, shape[1]))
+    s, u, v = randomized_svd(tf.constant(a), rank=5, oversampling=5, power_iterations=1)
+    np.testing.assert_allclose(s.numpy(), np.linalg.svd(a, compute_uv=False)[:5], rtol=1e-8)
+    np.testing.assert_allclose((u.numpy() * s.numpy()) @ v.numpy().T, a, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["tucker", "tt"])
+def test_randomized_trace_norm_is_exact_on_low_rank_tensor(method):
+    rng = np.random.default_rng(5)
+    shape = (4, 4, 12, 20, 2)
+    # CP rank 3: every unfolding has rank <= 3, so a rank-3 sketch loses nothing.
+    w = sum(np.einsum("a,b,c,d,e->abcde", *[rng.standard_normal(d) for d in shape])
+            for _ in range(3))
+    norms = tensor_trace_norm(tf.constant(w), method, svd="randomized", rank=3, oversampling=3)
+    np.testing.assert_allclose(norms.numpy(), np_trace_norms(w, method), rtol=1e-6)
+
+
+def test_truncated_randomized_value_is_lower_bound_close_to_top_k_sum():
+    a = np.random.default_rng(6).standard_normal((60, 200))
+    s = np.linalg.svd(a, compute_uv=False)
+    value = matrix_trace_norm(tf.constant(a), svd="randomized", rank=10, oversampling=10).numpy()
+    assert value <= s.sum()
+    np.testing.assert_allclose(value, s[:10].sum(), rtol=2e-2)
+
+
+# ---- Keras regulariser ----------------------------------------------------------------------
+
+def test_regularizer_is_strength_times_gamma_weighted_sum(w):
+    gammas = [1.0, 0.5, 2.0, 0.0]
+    reg = TensorTraceNorm("tt", strength=0.3, gammas=gammas)
+    expected = 0.3 * np.dot(gammas, np_trace_norms(w, "tt"))
+    np.testing.assert_allclose(reg(tf.constant(w)).numpy(), expected, rtol=1e-6)
+
+
+def test_regularizer_rejects_wrong_number_of_gammas(w):
+    with pytest.raises(ValueError, match="4 unfoldings but gammas has 2"):
+        TensorTraceNorm("tt", gammas=[1.0, 1.0])(tf.constant(w))
+
+
+def test_unknown_method_is_rejected(w):
+    with pytest.raises(ValueError, match="method must be one of"):
+        tensor_trace_norm(tf.constant(w), "cp")
+
+
+def test_regularizer_serialises_round_trip():
+    reg = TensorTraceNorm("tucker", 1e-2, gammas=[1, 2, 3, 4, 5], svd="randomized", rank=8,
+                          oversampling=4, power_iterations=1, seed=7, rtol=1e-5)
+    restored = keras.regularizers.deserialize(keras.regularizers.serialize(reg))
+    assert isinstance(restored, TensorTraceNorm)
+    assert restored.get_config() == reg.get_config()
