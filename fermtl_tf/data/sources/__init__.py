@@ -1,13 +1,16 @@
 """Registry of source importers: ``register_source``, ``get_source``, ``list_sources``.
 
-A source turns one dataset layout into an ``ImportedDataset`` (see ``base.py``); the
-built-in ones are registered below. Third-party code can add its own with
-``register_source(MySource())`` before calling ``fermtl_tf.cli.prep.main``.
+A source turns one dataset layout into an ``ImportedDataset`` (see ``base.py``). Every
+module of this package that defines ``SOURCE`` (a :class:`Source` instance) is
+registered at import, so a new benchmark importer is one new module. Third-party code
+can add its own with ``register_source(MySource())`` before calling
+``fermtl_tf.cli.prep.main``.
 """
 
+import importlib
+import pkgutil
+
 from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
-from fermtl_tf.data.sources.manifest_csv import ManifestSource
-from fermtl_tf.data.sources.synthface import SynthFaceSource
 
 _REGISTRY = {}
 
@@ -35,8 +38,15 @@ def list_sources():
     return [(name, _REGISTRY[name].description) for name in sorted(_REGISTRY)]
 
 
-register_source(ManifestSource())
-register_source(SynthFaceSource())
+def _register_builtin_sources():
+    """Import every module of this package and register its ``SOURCE``, in name order."""
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        source = getattr(importlib.import_module(f"{__name__}.{module.name}"), "SOURCE", None)
+        if source is not None:
+            register_source(source)
+
+
+_register_builtin_sources()
 
 __all__ = [
     "FaceInput", "ImportedDataset", "PrepError", "Source",

@@ -322,3 +322,6 @@ A row with a bad cell is skipped and listed in manifest.json with its CSV line."
 def add_vocabulary_argument(parser):
     parser.add_argument("--vocabulary", default="basic7", choices=sorted(VOCABULARIES),
                         help="expression vocabulary of the expression column (default basic7)")
+
+
+SOURCE = ManifestSource()

@@ -107,3 +107,6 @@ A finished generation with the same settings is reused."""
         dataset.fingerprint["synthface"] = _config_dict(config)
         dataset.info["synthface"] = _config_dict(config)
         return dataset
+
+
+SOURCE = SynthFaceSource()
