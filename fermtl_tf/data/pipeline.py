@@ -130,19 +130,36 @@ def _shard_paths(folder, manifest):
     return paths
 
 
-def count_records(folder, split=None, manifest=None):
-    """Number of records of ``split`` in ``folder``: from the manifest, else by a scan."""
+def _fold_list(name, folds):
+    """None, or a tuple of ints from an int or a list (``folds``/``exclude_folds``)."""
+    if folds is None:
+        return None
+    folds = (folds,) if isinstance(folds, int) else tuple(folds)
+    if not all(isinstance(f, int) and not isinstance(f, bool) for f in folds):
+        raise ValueError(f"{name} must be an int or a list of ints, got {folds!r}")
+    return folds
+
+
+def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None):
+    """Number of records of ``split`` in ``folder``: from the manifest, else by a scan.
+
+    With ``folds``/``exclude_folds`` (cross-validation protocols) the records are counted
+    by a scan, since the manifest counts splits and folds only separately.
+    """
     manifest = manifest or load_manifest(folder)
     splits = _requested_splits(split, manifest, folder)
+    folds, exclude_folds = _fold_list("folds", folds), _fold_list("exclude_folds", exclude_folds)
     known = manifest.get("splits")
-    if isinstance(known, dict):
+    if isinstance(known, dict) and folds is None and exclude_folds is None:
         return int(sum(known[name] for name in (splits or known)))
-    records = _parsed_records(folder, manifest, splits)
+    records = _parsed_records(folder, manifest, splits, folds=folds,
+                              exclude_folds=exclude_folds)
     return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
 
 
-def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None):
-    """Parsed examples (image still encoded) of the requested splits."""
+def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, folds=None,
+                    exclude_folds=None):
+    """Parsed examples (image still encoded) of the requested splits (and folds)."""
     paths = _shard_paths(folder, manifest)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle_files and len(paths) > 1:
@@ -159,6 +176,13 @@ def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None):
     if splits is not None:
         wanted = tf.constant(splits)
         records = records.filter(lambda record: tf.reduce_any(tf.equal(record["split"], wanted)))
+    if folds is not None:
+        kept = tf.constant(folds, tf.int64)
+        records = records.filter(lambda record: tf.reduce_any(tf.equal(record["fold"], kept)))
+    if exclude_folds is not None:
+        dropped = tf.constant(exclude_folds, tf.int64)
+        records = records.filter(
+            lambda record: tf.logical_not(tf.reduce_any(tf.equal(record["fold"], dropped))))
     return records
 
 
@@ -191,7 +215,7 @@ def _make_element_fn(manifest, image_size, augment, training, keep_metadata):
 def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), training=True,
                  augment=None, normalization="minus_one_one", shuffle_buffer=1024, seed=0,
                  deterministic=False, keep_metadata=False, repeat=False, drop_remainder=False,
-                 cache=False):
+                 cache=False, folds=None, exclude_folds=None):
     """Batched ``tf.data.Dataset`` of batch dicts read from one prepared folder.
 
     Args:
@@ -212,6 +236,10 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
         repeat: repeat forever (the shuffle differs from one pass to the next).
         drop_remainder: drop the last incomplete batch (static batch dimension).
         cache: cache the parsed, filtered records (images still encoded) in memory.
+        folds: keep only records whose ``fold`` is in this int or list (k-fold protocols,
+            e.g. the test fold of Hu et al. 2018 Table 7); None keeps every fold.
+        exclude_folds: drop records whose ``fold`` is in this int or list (the training
+            folds of a k-fold protocol are ``exclude_folds=[k]``).
     """
     if normalization not in NORMALIZATION_MODES:
         raise ValueError(f"unknown normalization {normalization!r}; known: {NORMALIZATION_MODES}")
@@ -221,8 +249,10 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     splits = _requested_splits(split, manifest, folder)
     augment = _as_augment_config(augment)
     image_size = tuple(int(v) for v in image_size)
+    folds, exclude_folds = _fold_list("folds", folds), _fold_list("exclude_folds", exclude_folds)
 
-    records = _parsed_records(folder, manifest, splits, shuffle_files=training, seed=seed)
+    records = _parsed_records(folder, manifest, splits, shuffle_files=training, seed=seed,
+                              folds=folds, exclude_folds=exclude_folds)
     if cache:
         records = records.cache()
     if training and shuffle_buffer > 1:
@@ -242,7 +272,7 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     if not repeat:
         # Filtering by split hides the length from tf.data; the manifest knows it, and
         # Keras needs it to end an epoch without an "input ran out of data" warning.
-        count = count_records(folder, split, manifest)
+        count = count_records(folder, split, manifest, folds, exclude_folds)
         batches = count // batch_size if drop_remainder else -(-count // batch_size)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
@@ -281,7 +311,9 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
         kwargs.setdefault("split", "train")
         kwargs.setdefault("batch_size", 32)
         if steps_per_epoch is None:
-            count = count_records(kwargs["folder"], kwargs["split"])
+            count = count_records(kwargs["folder"], kwargs["split"],
+                                  folds=kwargs.get("folds"),
+                                  exclude_folds=kwargs.get("exclude_folds"))
             if count == 0:
                 raise ValueError(f"source {name!r}: no records of split {kwargs['split']!r} "
                                  f"in {kwargs['folder']}")

@@ -124,3 +124,30 @@ class MaskedBinaryCrossEntropy(_MaskedLoss):
     def call(self, y_true, y_pred):
         labels = tf.cast(y_true, tf.float32)
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=y_pred)
+
+
+@keras.saving.register_keras_serializable(package="fermtl_tf")
+class MaskedBinaryCrossEntropyPerImage(MaskedBinaryCrossEntropy):
+    """Sigmoid cross-entropy averaged over each image's annotated AUs, then over images.
+
+    Kollias et al. (FaceBehaviorNet), Eq. 2: ``log p(y_au|x) = sum_i delta_i [y_i log p_i +
+    (1 - y_i) log(1 - p_i)] / sum_k delta_k`` per image, and ``L_AU`` its mean over the
+    images with AU labels. Unlike :class:`MaskedBinaryCrossEntropy` (a mean over all
+    annotated (image, AU) pairs), an image annotated for 12 AUs weighs as much as one
+    annotated for 10. ``sample_weight`` ``[B, K]`` may hold soft weights (the observational
+    AU weights added by co-annotation): each image's mean is then weighted by them. An
+    image counts when its weights sum to more than 0; the image count is global over
+    replicas (see the module docstring).
+    """
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        with tf.name_scope(self.name):
+            losses = self.call(y_true, tf.cast(y_pred, tf.float32))
+            if sample_weight is None:
+                mask = tf.ones_like(losses)
+            else:
+                mask = _broadcast_mask(sample_weight, losses)
+            weighted = tf.where(mask > 0, losses * mask, tf.zeros_like(losses))
+            weight = tf.reduce_sum(mask, axis=-1)
+            per_image = tf.reduce_sum(weighted, axis=-1) / tf.maximum(weight, self.epsilon)
+            return masked_mean(per_image, tf.cast(weight > 0, tf.float32), self.epsilon)

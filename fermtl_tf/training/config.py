@@ -39,6 +39,8 @@ from typing import Any, Literal
 
 import yaml
 
+from fermtl_tf.training.hu2018_sections import AdaCoupling, StackedSharing
+
 #: A float written without a dot in the mantissa (``1e-3``), which PyYAML leaves a string.
 _FLOAT_LITERAL = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 
@@ -59,6 +61,8 @@ class SourceConfig:
     batch_size: int = 32
     augment: dict[str, Any] | None = None
     name: str | None = None  # source name in multi-source batches (default: folder name)
+    folds: list[int] | None = None  # keep only these folds (cross-validation protocols)
+    exclude_folds: list[int] | None = None  # drop these folds
 
 
 @dataclasses.dataclass
@@ -86,7 +90,7 @@ class ExpressionTask:
 
 @dataclasses.dataclass
 class LandmarksTask:
-    pass
+    loss: Literal["l1", "l2"] = "l1"  # l2: Hu et al. 2018, Table 6 (stacked model only)
 
 
 @dataclasses.dataclass
@@ -137,8 +141,8 @@ class ScheduleConfig:
 
 #: Variant sections: section -> {name: dataclass}. Extend with :func:`register_variant`.
 VARIANTS = {
-    "sharing": {"single_task": SingleTaskSharing},
-    "coupling": {"none": NoCoupling},
+    "sharing": {"single_task": SingleTaskSharing, "stacked": StackedSharing},
+    "coupling": {"none": NoCoupling, "ada": AdaCoupling},
     "weighting": {"fixed": FixedWeighting},
 }
 
@@ -175,6 +179,7 @@ class ExperimentConfig:
     strategy: Literal["auto", "mirrored", "multi_worker", "one_device"] = "auto"
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit_compile: bool = False
+    init_from: str | None = None  # .keras model whose matching weights start the training
 
     def task_weight(self, task):
         """The fixed weight of ``task`` (1.0 when the weighting section omits it)."""
@@ -298,6 +303,10 @@ def _check_consistency(config, validator):
     for task in getattr(config.weighting, "weights", {}):
         if task not in config.tasks:
             raise validator.error(f"weighting.weights.{task}", "weight for a task not in tasks")
+    landmarks = config.tasks.get("landmarks")
+    if landmarks is not None and landmarks.loss != "l1" and config.sharing.name == "single_task":
+        raise validator.error("tasks.landmarks.loss", "only the 'stacked' model implements "
+                                                      f"{landmarks.loss!r}; single_task uses l1")
     if not config.data.train:
         raise validator.error("data.train", "at least one training source is required")
     if config.schedule.name == "step" and not config.schedule.boundaries:

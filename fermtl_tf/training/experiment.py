@@ -30,6 +30,7 @@ from fermtl_tf.data.pipeline import (
     make_multi_source_dataset,
 )
 from fermtl_tf.models.baseline import build_baseline_model
+from fermtl_tf.models.hu2018 import build_hu2018_model
 from fermtl_tf.training.callbacks import make_callbacks
 from fermtl_tf.training.config import (
     ConfigError,
@@ -76,7 +77,7 @@ def _build_single_task(config):
 
 
 #: sharing name -> function(config) -> MultiTaskModel. Extend with register_model_builder.
-MODEL_BUILDERS = {"single_task": _build_single_task}
+MODEL_BUILDERS = {"single_task": _build_single_task, "stacked": build_hu2018_model}
 
 
 def register_model_builder(sharing, builder):
@@ -138,7 +139,8 @@ def _source_name(source):
 
 def _source_kwargs(source):
     return {"folder": source.folder, "split": source.split, "batch_size": source.batch_size,
-            "augment": source.augment}
+            "augment": source.augment, "folds": source.folds,
+            "exclude_folds": source.exclude_folds}
 
 
 def make_datasets(config, sources, training, repeat):
@@ -171,7 +173,8 @@ def epoch_steps(config, source=""):
     if config.steps_per_epoch:
         return config.steps_per_epoch
     train = config.data.train
-    counts = [count_records(s.folder, s.split) for s in train]
+    counts = [count_records(s.folder, s.split, folds=s.folds, exclude_folds=s.exclude_folds)
+              for s in train]
     if len(train) > 1:
         return max(math.ceil(n / s.batch_size) for n, s in zip(counts, train, strict=True))
     if counts[0] < train[0].batch_size:
@@ -213,6 +216,18 @@ def resolve_config(config, source="<config>"):
 
 
 # --- running ------------------------------------------------------------------------
+
+
+def initialize_from(model, path, source="<config>"):
+    """Start from the weights of the ``.keras`` model at ``path`` (fine-tuning, ``init_from``).
+
+    Weights are matched by layer; layers whose weights differ in number or shape (e.g. an
+    expression head with another vocabulary, Hu et al. 2018 Table 7) keep their fresh
+    initialisation (Keras ``skip_mismatch``, which warns about each skipped layer).
+    """
+    if not Path(path).is_file():
+        raise ConfigError(f"{source}: key 'init_from': no such model file: {path}")
+    model.load_weights(path, skip_mismatch=True)
 
 
 @contextlib.contextmanager
@@ -280,11 +295,16 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
     strategy = make_strategy(config.strategy)
     with precision_policy(config.precision), strategy.scope():
         model = MODEL_BUILDERS[config.sharing.name](config)
+        if config.init_from:
+            initialize_from(model, config.init_from, source)
         compile_model(model, config, steps)
+    # A model may contribute its own callbacks (e.g. Hu et al.'s trace-norm rate logger).
+    model_callbacks = getattr(model, "experiment_callbacks", lambda _: [])(output)
     history = train_model(model, train_data, output, config.epochs,
                           validation_data=validation_data,
                           steps_per_epoch=config.steps_per_epoch,
-                          validation_steps=config.validation_steps, verbose=verbose)
+                          validation_steps=config.validation_steps,
+                          callbacks=model_callbacks, verbose=verbose)
     model_path = output / "model.keras"
     model.save(model_path)
     return ExperimentResult(

@@ -1,0 +1,192 @@
+"""The ``multipie`` source: CMU Multi-PIE (Gross et al. 2010) as identity-labelled FER data.
+
+Liu et al. (2017, Sec. 5, "Implementation") pre-train the metric-learning branch of the
+(N+M)-tuple network on "204,156 frontal viewpoints (-45° to 45°) face images selected
+from the CMU Multi-pie dataset ... 337 people displaying disgust, happy, surprise and
+neutron". So the default keeps the expressions neutral, smile (-> happiness), surprise
+and disgust and the views with ``|yaw| <= --max-yaw 45``; squint and scream have no
+basic7 class. Everything lands in split ``train`` (pre-training data).
+
+Input, one of:
+
+* a list CSV ``--csv`` (format defined by fermtl-tf, ``data_prep/multipie.md``):
+  ``image_path,subject,expression,view`` (+ optional ``face_x, face_y, face_w,
+  face_h``); ``view`` is a camera label (``05_1`` or ``051``) or a yaw in degrees;
+* the distributed tree, ``<root>/data/session0N/multiview/SSS/RR/CC_C/
+  SSS_NN_RR_CCC_II.png``, scanned when no list is given: the expression follows from
+  session and recording (:data:`RECORDING_EXPRESSIONS`), the view from the camera.
+"""
+
+import hashlib
+import os
+import re
+
+from fermtl_tf.data.sources._listfile_common import (
+    box_from_row,
+    id_map,
+    read_csv_rows,
+    require_root,
+    sha256,
+)
+from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
+from fermtl_tf.knowledge.vocabularies import BASIC7
+
+#: Yaw in degrees of each camera (13 at head height, 08_1 / 19_1 above at +-30 degrees).
+CAMERA_YAW = {
+    "11_0": -90, "12_0": -75, "09_0": -60, "08_0": -45, "13_0": -30, "14_0": -15,
+    "05_1": 0, "05_0": 15, "04_1": 30, "19_0": 45, "20_0": 60, "01_0": 75, "24_0": 90,
+    "08_1": -30, "19_1": 30,
+}
+#: Expression of each (session, recording) of the Multi-PIE capture protocol.
+RECORDING_EXPRESSIONS = {
+    (1, 1): "neutral", (1, 2): "smile",
+    (2, 1): "neutral", (2, 2): "surprise", (2, 3): "squint",
+    (3, 1): "neutral", (3, 2): "smile", (3, 3): "disgust",
+    (4, 1): "neutral", (4, 2): "neutral", (4, 3): "scream",
+}
+#: Multi-PIE expression names -> basic7 names (squint, scream have none).
+TO_BASIC7 = {"neutral": "neutral", "smile": "happiness", "happiness": "happiness",
+             "happy": "happiness", "surprise": "surprise", "disgust": "disgust"}
+MULTIPIE_EXPRESSIONS = ("neutral", "smile", "surprise", "squint", "disgust", "scream")
+_FILE = re.compile(r"^(\d{3})_(\d{2})_(\d{2})_(\d{2})(\d)_(\d{2})\.png$")
+_CAMERA = re.compile(r"^(\d{2})_?(\d)$")
+
+
+class RowError(ValueError):
+    """A bad list row; becomes the row's skip reason."""
+
+
+def view_yaw(text):
+    """Yaw in degrees of a view cell: camera label ``05_1`` / ``051`` or a number."""
+    text = text.strip()
+    match = _CAMERA.match(text)
+    if match and len(text) >= 3:
+        camera = f"{match.group(1)}_{match.group(2)}"
+        if camera not in CAMERA_YAW:
+            raise RowError(f"unknown Multi-PIE camera {text!r}")
+        return CAMERA_YAW[camera]
+    try:
+        return float(text)
+    except ValueError:
+        raise RowError(f"view {text!r} is neither a camera label (05_1) nor degrees") from None
+
+
+def scan_tree(root):
+    """``[(relative path, subject, expression, view)]`` of the distributed tree, sorted."""
+    found = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            match = _FILE.match(name)
+            if match:
+                subject, session, recording, cam_a, cam_b, _ = match.groups()
+                expression = RECORDING_EXPRESSIONS.get((int(session), int(recording)), "")
+                rel = os.path.relpath(os.path.join(folder, name), root)
+                found.append((rel, str(int(subject)), expression, f"{cam_a}_{cam_b}"))
+    return sorted(found)
+
+
+class MultiPieSource(Source):
+    name = "multipie"
+    description = "Multi-PIE: identity-labelled expressions, frontal +-45 deg views ((N+M)-tuple)"
+    layout = """\
+Either a list CSV (--csv, relative to --root; format defined by fermtl-tf):
+  image_path,subject,expression,view[,face_x,face_y,face_w,face_h]
+  expression: neutral, smile, surprise, squint, disgust, scream (or basic7 names);
+  view: camera label (05_1 or 051) or yaw in degrees
+or, without --csv, the distributed tree scanned under --root:
+  data/session01/multiview/001/01/05_1/001_01_01_051_00.png
+  (subject_session_recording_camera_illumination; expression from session+recording)
+Selection (Liu et al. 2017): --expressions neutral,smile,surprise,disgust and
+|yaw| <= --max-yaw 45. Split: train. Faces: given box, else MTCNN."""
+
+    def add_arguments(self, parser):
+        parser.add_argument("--root", required=True, help="the Multi-PIE folder")
+        parser.add_argument("--csv", default="",
+                            help="list CSV relative to --root (default: scan the tree)")
+        parser.add_argument("--expressions", default="neutral,smile,surprise,disgust",
+                            help="Multi-PIE expressions to keep (default: Liu et al.'s four)")
+        parser.add_argument("--max-yaw", type=float, default=45.0,
+                            help="keep views with |yaw| <= this many degrees (default 45)")
+
+    def load(self, args):
+        root = require_root(args.root, self.name)
+        keep = self._expressions(args.expressions)
+        if args.csv:
+            path = os.path.join(root, args.csv)
+            if not os.path.isfile(path):
+                raise PrepError(f"{self.name}: list CSV {path} not found")
+            header, rows = read_csv_rows(path)
+            missing = [c for c in ("image_path", "subject", "expression", "view")
+                       if c not in header]
+            if missing:
+                raise PrepError(f"{path}: missing column(s) {', '.join(missing)}")
+            where = os.path.basename(path)
+            fingerprint = {"list_sha256": sha256(path)}
+        else:
+            rows = [(0, dict(zip(("image_path", "subject", "expression", "view"), r,
+                                 strict=True))) for r in scan_tree(root)]
+            names = "\n".join(r["image_path"] for _, r in rows)
+            where = "tree"
+            fingerprint = {"files_sha256": hashlib.sha256(names.encode()).hexdigest()}
+        if not rows:
+            raise PrepError(f"{self.name}: no images listed or found under {root}")
+        subjects = id_map([(row.get("subject") or "").strip() for _, row in rows])
+        inputs, excluded = [], {}
+        for line, row in rows:
+            face, reason = self._face(root, where, line, row, keep, args.max_yaw, subjects)
+            if reason:
+                excluded[reason] = excluded.get(reason, 0) + 1
+            else:
+                inputs.append(face)
+        if not inputs:
+            raise PrepError(f"{self.name}: every image under {root} was excluded by the "
+                            f"selection ({excluded})")
+        protocol = {"expressions": sorted(keep), "max_yaw": args.max_yaw}
+        return ImportedDataset(
+            source=self.name, inputs=inputs, vocabulary_name="basic7", vocabulary=BASIC7,
+            identities=subjects, fingerprint=fingerprint | protocol,
+            info={"root": os.path.abspath(root), "input": where,
+                  "excluded": dict(sorted(excluded.items())), **protocol},
+        )
+
+    @staticmethod
+    def _expressions(text):
+        names = {n.strip().lower() for n in text.split(",") if n.strip()}
+        unknown = names - set(MULTIPIE_EXPRESSIONS) - set(TO_BASIC7)
+        unmapped = names & {"squint", "scream"}
+        if unknown or unmapped or not names:
+            raise PrepError(f"multipie: --expressions must name some of neutral, smile, "
+                            f"surprise, disgust (squint and scream have no basic7 class), "
+                            f"got {text!r}")
+        return {TO_BASIC7[n] for n in names}
+
+    @staticmethod
+    def _face(root, where, line, row, keep, max_yaw, subjects):
+        """``(FaceInput, None)`` or ``(None, exclusion reason)`` for one row."""
+        image = (row.get("image_path") or "").strip()
+        label = f"{where} line {line} ({image})" if line else f"{image}"
+        face = FaceInput(image_path=os.path.join(root, image), image_id=image, where=label,
+                         split="train")
+        try:
+            if "" in row or None in row:
+                raise RowError("more fields than header columns")
+            subject = (row.get("subject") or "").strip()
+            if not subject or not image:
+                raise RowError("empty image_path or subject")
+            face.identity = subjects[subject]
+            expression = (row.get("expression") or "").strip().lower()
+            if expression not in MULTIPIE_EXPRESSIONS and expression not in TO_BASIC7:
+                raise RowError(f"unknown expression {expression!r}")
+            basic = TO_BASIC7.get(expression)
+            if basic not in keep:
+                return None, f"expression {expression} not selected"
+            if abs(view_yaw(row.get("view") or "")) > max_yaw:
+                return None, f"view beyond +-{max_yaw:g} degrees"
+            face.expression = BASIC7.index(basic)
+            face.face_box = box_from_row(row)
+        except (RowError, ValueError) as error:
+            face.error = str(error)
+        return face, None
+
+
+SOURCE = MultiPieSource()

@@ -1,0 +1,1 @@
+"""SynthFace writers of benchmark datasets' native on-disk layouts (test fixtures)."""

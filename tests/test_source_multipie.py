@@ -1,0 +1,81 @@
+"""multipie importer: list CSV and distributed tree, the frontal +-45 degree selection."""
+
+import pytest
+
+from fermtl_tf.cli.prep import build_parser, main
+from fermtl_tf.data import tfrecord
+from fermtl_tf.data.schema import decode_example
+from fermtl_tf.data.sources import get_source
+from fermtl_tf.data.synthface.layouts.multipie import write_multipie
+from fermtl_tf.knowledge.vocabularies import BASIC7
+
+#: Written cameras' yaw (Multi-PIE: 05_1 frontal, 04_1 at 30 degrees, 20_0 at 60 degrees).
+YAW = {"05_1": 0, "04_1": 30, "20_0": 60}
+KEPT = {"neutral": "neutral", "smile": "happiness", "surprise": "surprise",
+        "disgust": "disgust"}
+
+
+def selected(truth):
+    return {p for p, t in truth.items() if t["expression"] in KEPT and YAW[t["camera"]] <= 45}
+
+
+def read(out):
+    manifest = tfrecord.read_manifest(out)
+    records = [{k: v.numpy() for k, v in decode_example(r, 0, 0).items()}
+               for r in tfrecord.iter_records(out)]
+    return manifest, {r["image_id"].decode(): r for r in records}
+
+
+@pytest.fixture(scope="module")
+def listed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multipie")
+    truth = write_multipie(root, plant_bad=True)
+    out = root / "out"
+    assert main(["multipie", "--root", str(root), "--csv", "multipie.csv", "--out", str(out),
+                 "--quiet", "--size", "64", "--folds", "2"]) == 0
+    return truth, read(out)
+
+
+def test_selection_counts_and_the_truncated_image(listed):
+    truth, (manifest, records) = listed
+    counts = manifest["counts"]
+    assert counts["inputs"] == len(selected(truth)) == counts["written"] + counts["skipped"]
+    assert sum(manifest["source_info"]["excluded"].values()) == len(truth) - counts["inputs"]
+    bad = [p for p, t in truth.items() if t.get("truncated")]
+    assert [s["input"] for s in manifest["skipped"]] == bad
+    assert set(records) == selected(truth) - set(bad)
+
+
+def test_expressions_and_subjects(listed):
+    truth, (manifest, records) = listed
+    assert manifest["identities"] == {"1": 0, "2": 1}
+    for path, record in records.items():
+        assert BASIC7[record["expression"]] == KEPT[truth[path]["expression"]]
+        assert record["identity"] == truth[path]["subject"] - 1
+        assert record["split"] == b"train"
+
+
+def test_no_subject_in_two_folds(listed):
+    _, (_, records) = listed
+    folds = {}
+    for record in records.values():
+        folds.setdefault(record["identity"], set()).add(record["fold"])
+    assert all(len(f) == 1 for f in folds.values()) and len(folds) == 2
+
+
+def test_distributed_tree_gives_the_same_selection(tmp_path):
+    truth = write_multipie(tmp_path, layout="tree")
+    args = build_parser().parse_args(["multipie", "--root", str(tmp_path), "--out",
+                                      str(tmp_path / "o")])
+    dataset = get_source("multipie").load(args)
+    assert {f.image_id for f in dataset.inputs} == selected(truth)
+    assert all(BASIC7[f.expression] == KEPT[truth[f.image_id]["expression"]]
+               for f in dataset.inputs)
+
+
+def test_a_wider_yaw_limit_keeps_the_60_degree_camera(tmp_path):
+    truth = write_multipie(tmp_path, num_subjects=1, layout="tree")
+    args = build_parser().parse_args(["multipie", "--root", str(tmp_path), "--out",
+                                      str(tmp_path / "o"), "--max-yaw", "60"])
+    kept = {f.image_id for f in get_source("multipie").load(args).inputs}
+    assert kept == {p for p, t in truth.items() if t["expression"] in KEPT}
