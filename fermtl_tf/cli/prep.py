@@ -59,7 +59,9 @@ def build_parser():
         description="Prepare a face dataset as sharded TFRecords plus manifest.json.",
         epilog="Run `fermtl-prep <source> --help` for the layout a source expects.",
     )
-    parser.add_argument("--list", action="store_true", help="list the sources and exit")
+    # dest differs from "list" so that a source's own --list option cannot shadow it.
+    parser.add_argument("--list", dest="list_sources", action="store_true",
+                        help="list the sources and exit")
     subparsers = parser.add_subparsers(dest="source", metavar="source")
     common = _common_parser()
     for name, description in list_sources():
@@ -78,14 +80,22 @@ def _summary(manifest, out_dir):
             f"to {out_dir}; skipped {counts['skipped']} (reasons in manifest.json)")
 
 
+def _source_options(args):
+    """The parsed options that belong to the source, not to preparation or the CLI."""
+    shared = set(_COMMON_HELP) | {"out", "list_sources", "source"}
+    return {name: value for name, value in sorted(vars(args).items()) if name not in shared}
+
+
 def main(argv=None):
     """Entry point of ``fermtl-prep``; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.list:
-        for name, description in list_sources():
-            print(f"{name:12s} {description}")
+    if args.list_sources:
+        sources = list_sources()
+        width = max(len(name) for name, _ in sources)
+        for name, description in sources:
+            print(f"{name:{width}s}  {description}")
         return 0
     if not args.source:
         parser.error("choose a source (fermtl-prep --list shows them)")
@@ -95,6 +105,9 @@ def main(argv=None):
         values = {name: getattr(args, name) for name in _COMMON_HELP}
         options = PrepOptions.from_dict(values, origin="command line")
         dataset = get_source(args.source).load(args)
+        # The source's own options (protocol, split seed, ...) decide the output too, so
+        # a rerun with other ones must not reuse the shards of this one.
+        dataset.fingerprint.setdefault("source_options", _source_options(args))
         manifest = prepare_dataset(dataset, args.out, options)
     except PrepError as error:
         print(f"fermtl-prep: error: {error}", file=sys.stderr)
