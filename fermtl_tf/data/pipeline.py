@@ -43,6 +43,46 @@ _FLOAT_LABELS = (
 )
 _INT_LABELS = ("expression", "identity", "domain")
 
+#: Task -> (mask keys set to 0, label keys set to their "missing" filler) when a source
+#: drops the task (``keep_tasks``); identity has no mask, its filler -1 means missing.
+LABEL_TASKS = {
+    "expression": (("expression_mask",), {}),
+    "landmarks": (("landmarks_mask",), {}),
+    "va": (("va_mask",), {}),
+    "au": (("au_mask",), {}),
+    "attributes": (("attributes_mask",), {}),
+    "identity": ((), {"identity": -1}),
+}
+
+
+def _check_keep_tasks(keep_tasks, folder):
+    if keep_tasks is None:
+        return None
+    unknown = sorted(set(keep_tasks) - set(LABEL_TASKS))
+    if unknown:
+        raise ValueError(f"{folder}: keep_tasks has unknown task(s) {unknown}; "
+                         f"known: {sorted(LABEL_TASKS)}")
+    return tuple(keep_tasks)
+
+
+def drop_task_labels(example, keep_tasks):
+    """``example`` with the labels of every task outside ``keep_tasks`` marked missing.
+
+    Makes one source of a multi-source batch supervise only some tasks (e.g. the VA-,
+    AU- and EXPR-sets of FaceBehaviorNet, §4.4, from datasets that carry more labels).
+    """
+    out = dict(example)
+    for task, (masks, fillers) in LABEL_TASKS.items():
+        if task in keep_tasks:
+            continue
+        for key in masks:
+            if key in out:
+                out[key] = tf.zeros_like(out[key])
+        for key, value in fillers.items():
+            if key in out:
+                out[key] = tf.fill(tf.shape(out[key]), tf.cast(value, out[key].dtype))
+    return out
+
 
 def load_manifest(folder):
     """Read and check ``folder/manifest.json``; errors name the file and the key."""
@@ -186,7 +226,7 @@ def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, fo
     return records
 
 
-def _make_element_fn(manifest, image_size, augment, training, keep_metadata):
+def _make_element_fn(manifest, image_size, augment, training, keep_metadata, keep_tasks=None):
     """Per-element map: decode, landmarks to (0, 1), augment/resize, cast labels."""
     augment_fn = make_augment_fn(augment, image_size, manifest["au_names"], training=training)
 
@@ -207,7 +247,7 @@ def _make_element_fn(manifest, image_size, augment, training, keep_metadata):
         if keep_metadata:
             for key in METADATA_FEATURES:
                 out[key] = record[key]
-        return out
+        return out if keep_tasks is None else drop_task_labels(out, keep_tasks)
 
     return element
 
@@ -215,7 +255,7 @@ def _make_element_fn(manifest, image_size, augment, training, keep_metadata):
 def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), training=True,
                  augment=None, normalization="minus_one_one", shuffle_buffer=1024, seed=0,
                  deterministic=False, keep_metadata=False, repeat=False, drop_remainder=False,
-                 cache=False, folds=None, exclude_folds=None):
+                 cache=False, folds=None, exclude_folds=None, keep_tasks=None):
     """Batched ``tf.data.Dataset`` of batch dicts read from one prepared folder.
 
     Args:
@@ -240,6 +280,8 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
             e.g. the test fold of Hu et al. 2018 Table 7); None keeps every fold.
         exclude_folds: drop records whose ``fold`` is in this int or list (the training
             folds of a k-fold protocol are ``exclude_folds=[k]``).
+        keep_tasks: None keeps every label; a list of task names (keys of
+            :data:`LABEL_TASKS`) marks the labels of all other tasks missing (mask 0).
     """
     if normalization not in NORMALIZATION_MODES:
         raise ValueError(f"unknown normalization {normalization!r}; known: {NORMALIZATION_MODES}")
@@ -250,6 +292,7 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     augment = _as_augment_config(augment)
     image_size = tuple(int(v) for v in image_size)
     folds, exclude_folds = _fold_list("folds", folds), _fold_list("exclude_folds", exclude_folds)
+    keep_tasks = _check_keep_tasks(keep_tasks, folder)
 
     records = _parsed_records(folder, manifest, splits, shuffle_files=training, seed=seed,
                               folds=folds, exclude_folds=exclude_folds)
@@ -260,7 +303,8 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     if repeat:
         records = records.repeat()
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    element_fn = _make_element_fn(manifest, image_size, augment, training, keep_metadata)
+    element_fn = _make_element_fn(manifest, image_size, augment, training, keep_metadata,
+                                  keep_tasks)
     dataset = tf.data.Dataset.zip(records, seeds).map(
         element_fn, num_parallel_calls=tf.data.AUTOTUNE
     )

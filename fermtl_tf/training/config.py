@@ -39,6 +39,15 @@ from typing import Any, Literal
 
 import yaml
 
+from fermtl_tf.training.facebehaviornet_sections import (
+    COUPLING_LOSSES,
+    AttributesTask,
+    AUTask,
+    FaceBehaviorNetSharing,
+    IdentityTask,
+    RelatednessCoupling,
+    VATask,
+)
 from fermtl_tf.training.hu2018_sections import AdaCoupling, StackedSharing
 
 #: A float written without a dot in the mantissa (``1e-3``), which PyYAML leaves a string.
@@ -63,6 +72,7 @@ class SourceConfig:
     name: str | None = None  # source name in multi-source batches (default: folder name)
     folds: list[int] | None = None  # keep only these folds (cross-validation protocols)
     exclude_folds: list[int] | None = None  # drop these folds
+    keep_tasks: list[str] | None = None  # unlabel every other task (pipeline.LABEL_TASKS)
 
 
 @dataclasses.dataclass
@@ -76,11 +86,12 @@ class DataConfig:
 
 @dataclasses.dataclass
 class BackboneConfig:
-    name: Literal["resnet"] = "resnet"
+    name: Literal["resnet", "facebehaviornet", "vgg16", "resnet50", "densenet121"] = "resnet"
     depth: Literal[18, 34] = 34
     width: int = 64
     stem: Literal["imagenet", "compact"] = "imagenet"
     sync_batch_norm: bool = False
+    weights: str | None = None  # keras.applications backbones: a weights file (else random)
 
 
 @dataclasses.dataclass
@@ -141,13 +152,16 @@ class ScheduleConfig:
 
 #: Variant sections: section -> {name: dataclass}. Extend with :func:`register_variant`.
 VARIANTS = {
-    "sharing": {"single_task": SingleTaskSharing, "stacked": StackedSharing},
-    "coupling": {"none": NoCoupling, "ada": AdaCoupling},
+    "sharing": {"single_task": SingleTaskSharing, "stacked": StackedSharing,
+                "facebehaviornet": FaceBehaviorNetSharing},
+    "coupling": {"none": NoCoupling, "ada": AdaCoupling,
+                 **{name: RelatednessCoupling for name in COUPLING_LOSSES}},
     "weighting": {"fixed": FixedWeighting},
 }
 
 #: Task name -> dataclass of its options. Extend with :func:`register_task`.
-TASK_CONFIGS = {"expression": ExpressionTask, "landmarks": LandmarksTask}
+TASK_CONFIGS = {"expression": ExpressionTask, "landmarks": LandmarksTask, "au": AUTask,
+                "va": VATask, "identity": IdentityTask, "attributes": AttributesTask}
 
 
 def register_variant(section, name, config_class):

@@ -140,7 +140,7 @@ def _source_name(source):
 def _source_kwargs(source):
     return {"folder": source.folder, "split": source.split, "batch_size": source.batch_size,
             "augment": source.augment, "folds": source.folds,
-            "exclude_folds": source.exclude_folds}
+            "exclude_folds": source.exclude_folds, "keep_tasks": source.keep_tasks}
 
 
 def make_datasets(config, sources, training, repeat):
