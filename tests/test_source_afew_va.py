@@ -16,7 +16,7 @@ def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("afew_va")
     truth = write_afew_va(root / "raw", num_clips=CLIPS, frames=FRAMES, plant_bad=True)
     status = main(["afew_va", "--root", str(root / "raw"), "--out", str(root / "out"),
-                   "--quiet", "--size", str(SIZE), "--crop-from", "landmarks", "--folds", "2"])
+                   "--quiet", "--size", str(SIZE), "--folds", "2"])  # crop from landmarks: default
     assert status == 0
     manifest = tfrecord.read_manifest(root / "out")
     records = [{k: v.numpy() for k, v in decode_example(r, 0, 0).items()}

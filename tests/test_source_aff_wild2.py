@@ -30,7 +30,7 @@ def prepared(tmp_path_factory):
     truth = write_aff_wild2(root / "raw", num_videos=4, frames=FRAMES, plant_bad=True,
                             conflict_video=True)
     status = main(["aff_wild2", "--root", str(root / "raw"), "--out", str(root / "out"),
-                   "--quiet", "--size", "64", "--box-extension", "0"])
+                   "--quiet", "--size", "64"])  # --box-extension 0: the source default
     assert status == 0
     manifest = tfrecord.read_manifest(root / "out")
     records = [{k: v.numpy() for k, v in decode_example(r, manifest["num_aus"], 0).items()}

@@ -15,15 +15,17 @@ import sys
 from fermtl_tf.data.sources import PrepError, get_source, list_sources
 
 #: Flags shared by every source, mapped onto ``PrepOptions`` fields of the same name.
+#: The help of a valued flag gets "(default ...)" appended: the default can be the
+#: source's own (``Source.prep_defaults``).
 _COMMON_HELP = {
-    "size": "side of the square face crop in pixels (default 128)",
-    "crop_from": "face geometry: detect (MTCNN), landmarks or box (default detect)",
-    "box_extension": "scale the face box by 1 + ratio about its centre (default 0.2, Hu et al.)",
+    "size": "side of the square face crop in pixels",
+    "crop_from": "face geometry: detect (MTCNN), landmarks or box",
+    "box_extension": "scale the face box by 1 + ratio about its centre (Hu et al.: 0.2)",
     "align": "5-point similarity alignment (MTCNN keypoints or landmarks)",
-    "min_confidence": "MTCNN confidence cut-off (default 0.9)",
-    "detect_batch_size": "images per batched MTCNN call (default 16)",
-    "records_per_shard": "records per TFRecord shard (default 256)",
-    "image_format": "png or jpeg for the stored crops (default png)",
+    "min_confidence": "MTCNN confidence cut-off",
+    "detect_batch_size": "images per batched MTCNN call",
+    "records_per_shard": "records per TFRecord shard",
+    "image_format": "png or jpeg for the stored crops",
     "select_frames": "all, last:N, middle:N or every:N frames of each sequence",
     "folds": "assign K identity-independent folds (replaces the CSV's fold column)",
     "strict": "stop at the first bad input instead of skipping it",
@@ -32,24 +34,46 @@ _COMMON_HELP = {
 }
 
 
-def _common_parser():
+def source_prep_defaults(source):
+    """The :class:`PrepOptions` defaults for ``source``: the global ones updated by the
+    source's ``prep_defaults``, checked (names and types) like a config file's options."""
+    from fermtl_tf.data.prepare import PrepOptions
+
+    overrides = dict(getattr(source, "prep_defaults", None) or {})
+    unknown = sorted(set(overrides) - set(_COMMON_HELP))
+    if unknown:
+        raise PrepError(f"source {source.name!r}: prep_defaults names unknown preparation "
+                        f"option(s) {', '.join(map(repr, unknown))}; known: "
+                        f"{', '.join(_COMMON_HELP)}")
+    return PrepOptions.from_dict(overrides, origin=f"source {source.name!r} prep_defaults")
+
+
+def _common_parser(source=None):
+    """The "preparation options" group, with ``source``'s defaults when given."""
     from fermtl_tf.data.prepare import CROP_SOURCES, IMAGE_FORMATS, PrepOptions
 
-    defaults = PrepOptions()
+    defaults = source_prep_defaults(source) if source is not None else PrepOptions()
+    changed = set(getattr(source, "prep_defaults", None) or {})
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("preparation options")
     group.add_argument("--out", required=True, help="output folder for shards and manifest.json")
     for name, text in _COMMON_HELP.items():
         flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
+        whose = f", {source.name}'s default" if name in changed else ""
         if isinstance(default, bool):
-            group.add_argument(flag, action="store_true", help=text)
-        elif name == "crop_from":
-            group.add_argument(flag, default=default, choices=CROP_SOURCES, help=text)
+            # A source defaulting a switch to on needs a way to turn it off (--no-<flag>).
+            action = argparse.BooleanOptionalAction if default else "store_true"
+            group.add_argument(flag, action=action, default=default,
+                               help=text + (f" (on by default{whose})" if default else ""))
+            continue
+        help_text = f"{text} (default %(default)s{whose})"
+        if name == "crop_from":
+            group.add_argument(flag, default=default, choices=CROP_SOURCES, help=help_text)
         elif name == "image_format":
-            group.add_argument(flag, default=default, choices=IMAGE_FORMATS, help=text)
+            group.add_argument(flag, default=default, choices=IMAGE_FORMATS, help=help_text)
         else:
-            group.add_argument(flag, type=type(default), default=default, help=text)
+            group.add_argument(flag, type=type(default), default=default, help=help_text)
     return parser
 
 
@@ -63,12 +87,13 @@ def build_parser():
     parser.add_argument("--list", dest="list_sources", action="store_true",
                         help="list the sources and exit")
     subparsers = parser.add_subparsers(dest="source", metavar="source")
-    common = _common_parser()
     for name, description in list_sources():
         source = get_source(name)
+        # One common parser per source: argparse parents share their actions, so a
+        # source's defaults must not be set on a parser that other sources reuse.
         sub = subparsers.add_parser(
-            name, parents=[common], help=description, description=source.layout,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            name, parents=[_common_parser(source)], help=description,
+            description=source.layout, formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         source.add_arguments(sub.add_argument_group(f"{name} options"))
     return parser

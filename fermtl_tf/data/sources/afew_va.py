@@ -92,7 +92,8 @@ folders):
   001/00000.png   frame images named by the frames' keys (.png or .jpg)
 Valence/arousal are divided by 10. identity = the JSON's "actor" (the clip if absent).
 Every frame is split "test" (unseen-database test of FaceBehaviorNet); --folds K gives
-actor-independent folds. Landmarks are given: use --crop-from landmarks."""
+actor-independent folds. Landmarks are given, so --crop-from defaults to landmarks."""
+    prep_defaults = {"crop_from": "landmarks"}
 
     def add_arguments(self, parser):
         parser.add_argument("--root", required=True, help="the AFEW-VA folder")

@@ -199,8 +199,11 @@ Expected layout under --root (either annotation layout, any wrapping folders):
   cropped_aligned/<video>/00001.jpg                 line k after the header = frame k
 The three tasks are merged per frame; EXPR "Other" is masked (no basic7 class).
 Kept: one training frame in five per video (--train-every 5); validation = test set.
-The frames are already cropped: the face box is the whole frame (--face-box whole);
-use --box-extension 0 to keep the crop as shipped."""
+The frames are already cropped: the face box is the whole frame (--face-box whole),
+kept as shipped (--box-extension defaults to 0 for this source)."""
+    # cropped_aligned frames are the face already: extending the whole-frame box would
+    # only add a black border. With --face-box detect, pass --box-extension 0.2.
+    prep_defaults = {"box_extension": 0.0}
 
     def add_arguments(self, parser):
         parser.add_argument("--root", required=True, help="the Aff-Wild2 folder")

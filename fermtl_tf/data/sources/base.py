@@ -82,11 +82,18 @@ class Source:
     ``layout`` (the expected on-disk layout, shown by ``fermtl-prep <name> --help``),
     add their own command-line options in :meth:`add_arguments`, and build the
     :class:`ImportedDataset` in :meth:`load` from the parsed arguments.
+
+    ``prep_defaults`` changes the default of preparation options for this source only
+    (keys are :class:`~fermtl_tf.data.prepare.PrepOptions` field names, e.g.
+    ``{"box_extension": 0.0}`` for frames that are already cropped); ``fermtl-prep``
+    applies them to the source's sub-parser, so its ``--help`` shows them and a flag on
+    the command line still overrides them.
     """
 
     name = ""
     description = ""
     layout = ""
+    prep_defaults: dict = {}  # never mutated: a subclass assigns its own dict
 
     def add_arguments(self, parser):
         """Add this source's options to its ``argparse`` sub-parser."""
