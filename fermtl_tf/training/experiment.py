@@ -30,6 +30,7 @@ from fermtl_tf.data.pipeline import (
     make_multi_source_dataset,
 )
 from fermtl_tf.models.baseline import build_baseline_model
+from fermtl_tf.models.facebehaviornet import build_facebehaviornet_model
 from fermtl_tf.models.hu2018 import build_hu2018_model
 from fermtl_tf.training.callbacks import make_callbacks
 from fermtl_tf.training.config import (
@@ -77,7 +78,8 @@ def _build_single_task(config):
 
 
 #: sharing name -> function(config) -> MultiTaskModel. Extend with register_model_builder.
-MODEL_BUILDERS = {"single_task": _build_single_task, "stacked": build_hu2018_model}
+MODEL_BUILDERS = {"single_task": _build_single_task, "stacked": build_hu2018_model,
+                  "facebehaviornet": build_facebehaviornet_model}
 
 
 def register_model_builder(sharing, builder):
@@ -298,6 +300,8 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
         if config.init_from:
             initialize_from(model, config.init_from, source)
         compile_model(model, config, steps)
+    # A model whose AU head has its own vocabulary (FaceBehaviorNet) names it for export.
+    metadata["au_names"] = list(getattr(model, "output_au_names", metadata["au_names"]))
     # A model may contribute its own callbacks (e.g. Hu et al.'s trace-norm rate logger).
     model_callbacks = getattr(model, "experiment_callbacks", lambda _: [])(output)
     history = train_model(model, train_data, output, config.epochs,
