@@ -240,20 +240,9 @@ class FaceBehaviorNet(MultiTaskModel):
             losses["distribution_matching"] = self.distribution_matching(*pair)
         return losses
 
-    def train_step(self, data):
-        """``MultiTaskModel.train_step`` with co-annotation applied to the training labels."""
-        batch = self.prepare_batch(data)
-        if self.co_annotation is not None:
-            batch = self.co_annotation(batch)
-        with tf.GradientTape() as tape:
-            outputs = self(batch["image"], training=True)
-            losses = self.compute_task_losses(batch, outputs)
-            total = self.combine_losses(losses)
-            scaled = self.optimizer.scale_loss(total)
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._update_metrics(batch, outputs, losses, total)
+    def training_labels(self, batch):
+        """Co-annotation (§3.1.2) adds labels to the training batch only."""
+        return batch if self.co_annotation is None else self.co_annotation(batch)
 
     # --- serialisation --------------------------------------------------------------
 

@@ -177,28 +177,9 @@ class Hu2018Model(MultiTaskModel):
 
     # --- MultiTaskModel hooks and steps ---------------------------------------------
 
-    def train_step(self, data):
-        batch = self.prepare_batch(data)
-        with tf.GradientTape() as tape:
-            outputs = self.forward_stacked(batch["image"], training=True)
-            losses = self.compute_task_losses(batch, outputs)
-            total = self.combine_losses(losses)
-            scaled = self.optimizer.scale_loss(total)
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._update_metrics(batch, outputs, losses, total)
-
-    def test_step(self, data):
-        batch = self.prepare_batch(data)
-        outputs = self.forward_stacked(batch["image"], training=False)
-        losses = self.compute_task_losses(batch, outputs)
-        return self._update_metrics(batch, outputs, losses, self.combine_losses(losses))
-
-    def predict_step(self, data):
-        if isinstance(data, dict):
-            return self.forward_stacked(self.prepare_batch(data)["image"], training=False)
-        return self(data, training=False)
+    def forward(self, batch, training):
+        """Training and evaluation run each task network on its own source's images."""
+        return self.forward_stacked(batch["image"], training=training)
 
     def prepare_batch(self, data):
         """Stack the task sources to (T, N, H, W, 3) and gather each task's labels.

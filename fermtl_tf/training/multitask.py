@@ -137,13 +137,21 @@ class MultiTaskModel(keras.Model):
         return [self.total_loss_tracker, *self.loss_trackers.values(),
                 *self.task_metrics.values()]
 
-    # --- the three hooks a method may override ------------------------------------
+    # --- the hooks a method may override -----------------------------------------
 
     def prepare_batch(self, data):
         """One batch dict from what the dataset yields (multi-source dicts are merged)."""
         if "image" in data:
             return data
         return merge_sources(data)
+
+    def training_labels(self, batch):
+        """Labels used for training only (e.g. co-annotation adds some); default: as given."""
+        return batch
+
+    def forward(self, batch, training):
+        """The outputs dict for a prepared batch; default: the model on ``batch["image"]``."""
+        return self(batch["image"], training=training)
 
     def compute_task_losses(self, batch, outputs):
         """``{loss name: scalar}``: each task's masked mean (replica share, see module)."""
@@ -174,9 +182,9 @@ class MultiTaskModel(keras.Model):
     # --- Keras steps ----------------------------------------------------------------
 
     def train_step(self, data):
-        batch = self.prepare_batch(data)
+        batch = self.training_labels(self.prepare_batch(data))
         with tf.GradientTape() as tape:
-            outputs = self(batch["image"], training=True)
+            outputs = self.forward(batch, training=True)
             losses = self.compute_task_losses(batch, outputs)
             total = self.combine_losses(losses)
             scaled = self.optimizer.scale_loss(total)
@@ -187,13 +195,13 @@ class MultiTaskModel(keras.Model):
 
     def test_step(self, data):
         batch = self.prepare_batch(data)
-        outputs = self(batch["image"], training=False)
+        outputs = self.forward(batch, training=False)
         losses = self.compute_task_losses(batch, outputs)
         return self._update_metrics(batch, outputs, losses, self.combine_losses(losses))
 
     def predict_step(self, data):
         if isinstance(data, dict):
-            data = self.prepare_batch(data)["image"]
+            return self.forward(self.prepare_batch(data), training=False)
         return self(data, training=False)
 
     # --- logging ----------------------------------------------------------------------
