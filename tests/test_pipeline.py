@@ -250,7 +250,7 @@ def test_multi_source_epoch_reads_longest_source_once(tmp_path):
     dataset = make_multi_source_dataset(
         {"expr": dict(folder=expr, batch_size=2, keep_metadata=True),
          "lmk": dict(folder=lmk, batch_size=3, keep_metadata=True)},
-        image_size=(16, 16), seed=0,
+        image_size=(16, 16), seed=0, deterministic=True,
     )
     epoch = list(dataset.as_numpy_iterator())
     lmk_ids = np.concatenate([step["lmk"]["image_id"] for step in epoch])

@@ -336,7 +336,9 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
     Epoch definition: ``steps_per_epoch`` steps; by default the number of batches of
     the *longest* source, ``max_s ceil(n_s / batch_size_s)``. Each re-iteration (new
     Keras epoch) restarts every source with a new shuffle. Batches always have their
-    full size (``drop_remainder``), since repetition fills the last one.
+    full size (``drop_remainder``), since repetition fills the last one. The one-pass
+    guarantee is exact with ``deterministic=True``; otherwise the parallel map may let a
+    few records of the next pass overtake the last ones of this pass.
 
     Returns a dataset of ``{name: batch dict}`` with cardinality ``steps_per_epoch``.
     """
