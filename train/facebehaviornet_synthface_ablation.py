@@ -31,6 +31,7 @@ VARIANTS = {  # key: label (Table 3/5 row)
     "soft_co_annotation": "soft co-annotation [15]",
     "distribution_matching": "distr-matching [15]",
     "sca_dm": "soft co-annotation + distr-matching [15]",
+    "sca_dm_q_log_p": "soft co-annotation + distr-matching, -q log p (not a paper row)",
 }
 COMMON_PREP = ["--identities", "40", "--sequences-per-identity", "4", "--frames-per-sequence",
                "1", "--crop-from", "landmarks", "--size", "64", "--quiet"]
@@ -127,10 +128,17 @@ def run_variants(runs_dir, overrides):
     return results
 
 
-def write_report(rows, out, command):
+def schedule(overrides):
+    """(epochs, steps per epoch) of the quick configs (6, 10) after ``--set`` overrides."""
+    values = dict(item.split("=", 1) for item in overrides if "=" in item)
+    return int(values.get("epochs", 6)), int(values.get("steps_per_epoch", 10))
+
+
+def write_report(rows, out, command, overrides):
     def cell(row, key, scale=1.0, digits=3):
         return f"{row[key] * scale:.{digits}f}" if key in row else "-"
 
+    epochs, steps = schedule(overrides)
     lines = [
         "# FaceBehaviorNet ablation on SynthFace (synthetic)", "",
         "SynthFace (synthetic): procedurally rendered faces, not a claim about Aff-Wild, "
@@ -141,8 +149,8 @@ def write_report(rows, out, command):
         "domain, only AU labels), EXPR-set (seed 12, wild domain, subtle intensity, only "
         "expression labels). Zero-shot: a fourth set (seed 13, wild, RAF-CE vocabulary) "
         "restricted to RAF-DB's 11 compound classes, all splits. Model: FaceBehaviorNet "
-        "width 8 (paper 64), batch 16 per set, SGD momentum 0.9, lr 0.01, 6 x 10 steps, "
-        "seed 0. AU F1: mean over the model's 17 AUs that SynthFace annotates.", "",
+        "width 8 (paper 64), batch 16 per set, SGD momentum 0.9, lr 0.01, "
+        f"{epochs} x {steps} steps, seed 0. AU F1: mean over the model's 17 AUs that SynthFace annotates.", "",
         "| variant | CCC-V | CCC-A | AU F1 | expr. acc. (%) | zero-shot compound acc. (%) "
         "| train time (s) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -174,7 +182,7 @@ def main(argv=None):
     rows = {key: {**evaluate(r["models"], folders), "seconds": r["seconds"]}
             for key, r in results.items()}
     write_report(rows, args.out, "python train/facebehaviornet_synthface_ablation.py "
-                 + " ".join(sys.argv[1:] if argv is None else argv))
+                 + " ".join(sys.argv[1:] if argv is None else argv), args.set)
     print(args.out.read_text())
     return 0
 
