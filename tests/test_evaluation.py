@@ -353,3 +353,25 @@ def test_evaluate_script_runs_the_cli(monkeypatch, capsys):
         runpy.run_path(script, run_name="__main__")
     assert exit_info.value.code == 0
     assert "fermtl-eval" in capsys.readouterr().out
+
+
+def test_smooth_by_sequence_takes_the_median_within_each_video_in_frame_order():
+    # Two videos, rows shuffled; window 3 truncated at the ends. Worked by hand:
+    # video a, frames 0..3 -> values 1, 9, 2, 4 -> medians (1,9)=5, (1,9,2)=2, (9,2,4)=4, (2,4)=3
+    # video b, frames 0..1 -> values 7, 3 -> medians (7,3)=5, (7,3)=5
+    labels = {"sequence_id": np.array(["a", "b", "a", "a", "b", "a"]),
+              "frame_index": np.array([2, 1, 0, 3, 0, 1])}
+    outputs = {"valence": np.array([2.0, 3.0, 1.0, 4.0, 7.0, 9.0])}
+    smoothed = runner.smooth_by_sequence(outputs, labels, window=3)
+    np.testing.assert_allclose(smoothed["valence"], [4.0, 5.0, 5.0, 3.0, 5.0, 2.0])
+
+
+def test_smooth_by_sequence_needs_sequence_labels():
+    with pytest.raises(runner.EvaluationInputError, match="sequence_id"):
+        runner.smooth_by_sequence({"valence": np.zeros(2)}, {}, window=3)
+
+
+def test_cli_rejects_an_even_median_window(setup, capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["--model", "m", "--data", "d", "--median-window", "4"])
+    assert "--median-window" in capsys.readouterr().err

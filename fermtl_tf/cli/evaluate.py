@@ -29,6 +29,9 @@ def build_parser():
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--out", default=None, help="folder for the report files")
     parser.add_argument("--batch-size", type=int, default=64, help="default: 64")
+    parser.add_argument("--median-window", type=int, default=None,
+                        help="median-filter predictions over this odd number of frames within "
+                             "each sequence before scoring (Kollias et al. §4.3)")
     return parser
 
 
@@ -38,10 +41,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.median_window is not None and (args.median_window < 1 or args.median_window % 2 == 0):
+        parser.error(f"--median-window must be a positive odd number, got {args.median_window}")
     try:
         results = evaluate_saved_model(
             args.model, args.data, benchmark=args.benchmark, split=args.split,
-            out_dir=args.out, batch_size=args.batch_size,
+            out_dir=args.out, batch_size=args.batch_size, median_window=args.median_window,
         )
     except EvaluationInputError as error:
         print(f"fermtl-eval: error: {error}", file=sys.stderr)

@@ -109,6 +109,19 @@ def collect_predictions(serve, dataset):
     return outputs, labels
 
 
+def smooth_by_sequence(outputs, labels, window):
+    """Every output median-filtered over ``window`` frames within its sequence.
+
+    Kollias et al. §4.3 median-filter the per-frame predictions of each video before
+    scoring (``fermtl_tf.metrics.median_filter_by_sequence``); rows keep their order.
+    """
+    if "sequence_id" not in labels or "frame_index" not in labels:
+        raise EvaluationInputError("median filtering needs sequence_id and frame_index")
+    return {name: metrics.median_filter_by_sequence(value, labels["sequence_id"],
+                                                    labels["frame_index"], window)
+            for name, value in outputs.items()}
+
+
 def _require_output(outputs, name):
     if name not in outputs:
         raise _Unavailable(f"model has no {name!r} output")
@@ -233,13 +246,15 @@ def compute_metrics(benchmark, outputs, labels, export, manifest):
 
 
 def evaluate_saved_model(model_dir, data_dir, benchmark="synthface", split="test", out_dir=None,
-                         batch_size=64):
+                         batch_size=64, median_window=None):
     """Evaluate the SavedModel in ``model_dir`` on ``split`` of the prepared ``data_dir``.
 
     Returns a JSON-ready dict (benchmark, title, split, paths, ``num_samples``,
     ``metrics``, ``samples_per_task``, ``skipped`` and, where computed,
     ``expression_classes``/``confusion_matrix`` and ``au_evaluated``/``per_au``). With
     ``out_dir`` the report files are written there too (``fermtl_tf.evaluation.report``).
+    ``median_window`` (odd) median-filters every output within each sequence first
+    (:func:`smooth_by_sequence`).
     """
     bench = get_benchmark(benchmark)
     export = read_export_metadata(model_dir)
@@ -253,6 +268,8 @@ def evaluate_saved_model(model_dir, data_dir, benchmark="synthface", split="test
     outputs, labels = collect_predictions(loaded.serve, dataset)
     if not labels:
         raise EvaluationInputError(f"split {split!r} of {data_dir} has no samples")
+    if median_window:
+        outputs = smooth_by_sequence(outputs, labels, median_window)
     results = {
         "benchmark": bench.name,
         "title": bench.title,
@@ -262,6 +279,7 @@ def evaluate_saved_model(model_dir, data_dir, benchmark="synthface", split="test
         "model_dir": str(model_dir),
         "data_dir": str(data_dir),
         "num_samples": int(len(labels["expression"])),
+        "median_window": median_window,
     }
     results.update(compute_metrics(bench, outputs, labels, export, manifest))
     if out_dir is not None:
