@@ -331,8 +331,7 @@ class _ShardBuilder:
         return crop, matrix, how
 
     def _example(self, item, crop, matrix, _how):
-        import tensorflow as tf  # lazy, like the schema: `fermtl-prep --help` stays fast
-
+        # Imported here: the schema pulls in TensorFlow, and `fermtl-prep --help` stays fast.
         from fermtl_tf.data.schema import encode_example
 
         dataset = self.dataset
