@@ -11,7 +11,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from fermtl_tf.layers.task_slices import check_task_axis, initialize_per_task
+from fermtl_tf.layers.task_slices import add_task_kernel_and_bias, check_task_axis
 
 IMPLEMENTATIONS = ("auto", "loop", "grouped")
 
@@ -158,22 +158,8 @@ class StackedConv2D(keras.layers.Layer):
     def build(self, input_shape):
         check_task_axis(self.__class__.__name__, input_shape, self.num_tasks, min_rank=5)
         in_channels = int(input_shape[-1])
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(*self.kernel_size, in_channels, self.filters, self.num_tasks),
-            initializer=initialize_per_task(self.kernel_initializer, self.num_tasks),
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.filters, self.num_tasks),
-                initializer=initialize_per_task(self.bias_initializer, self.num_tasks),
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        add_task_kernel_and_bias(self, (*self.kernel_size, in_channels, self.filters),
+                                 self.filters)
 
     def _conv(self, x, kernel):
         return tf.nn.convolution(

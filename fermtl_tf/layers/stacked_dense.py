@@ -8,7 +8,7 @@ trace norm can couple them (§2.1 matrix MTL is the special case of one dense la
 import keras
 import tensorflow as tf
 
-from fermtl_tf.layers.task_slices import check_task_axis, initialize_per_task
+from fermtl_tf.layers.task_slices import add_task_kernel_and_bias, check_task_axis
 
 
 @keras.saving.register_keras_serializable(package="fermtl_tf")
@@ -56,22 +56,7 @@ class StackedDense(keras.layers.Layer):
 
     def build(self, input_shape):
         check_task_axis(self.__class__.__name__, input_shape, self.num_tasks, min_rank=3)
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(int(input_shape[-1]), self.units, self.num_tasks),
-            initializer=initialize_per_task(self.kernel_initializer, self.num_tasks),
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.units, self.num_tasks),
-                initializer=initialize_per_task(self.bias_initializer, self.num_tasks),
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        add_task_kernel_and_bias(self, (int(input_shape[-1]), self.units), self.units)
 
     def call(self, inputs):
         kernel = tf.cast(self.kernel, inputs.dtype)

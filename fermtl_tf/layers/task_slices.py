@@ -63,3 +63,28 @@ def check_task_axis(layer_name, input_shape, num_tasks, min_rank):
         )
     if input_shape[-1] is None:
         raise ValueError(f"{layer_name} needs a known channel (last) axis; got {input_shape}.")
+
+
+def add_task_kernel_and_bias(layer, kernel_shape, units):
+    """Give ``layer`` a kernel ``(*kernel_shape, T)`` and, with ``use_bias``, a bias ``(units, T)``.
+
+    Shared by the stacked conv and dense layers: the task axis is last, and each task
+    slice is initialised like the kernel of a single-task layer (``initialize_per_task``).
+    The layer must hold the usual ``kernel_*`` / ``bias_*`` attributes and ``num_tasks``.
+    """
+    layer.kernel = layer.add_weight(
+        name="kernel",
+        shape=(*kernel_shape, layer.num_tasks),
+        initializer=initialize_per_task(layer.kernel_initializer, layer.num_tasks),
+        regularizer=layer.kernel_regularizer,
+        constraint=layer.kernel_constraint,
+    )
+    layer.bias = None
+    if layer.use_bias:
+        layer.bias = layer.add_weight(
+            name="bias",
+            shape=(units, layer.num_tasks),
+            initializer=initialize_per_task(layer.bias_initializer, layer.num_tasks),
+            regularizer=layer.bias_regularizer,
+            constraint=layer.bias_constraint,
+        )
