@@ -87,6 +87,18 @@ def holdout(keys, fraction, seed):
     return {ordered[i] for i in order[:count]}
 
 
+def parse_fractions(text, source):
+    """``--split-fractions "0.8,0.1,0.1"`` as three floats summing to 1 (PrepError otherwise)."""
+    try:
+        fractions = [float(v) for v in text.split(",")]
+    except ValueError:
+        fractions = []
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise PrepError(f"{source}: --split-fractions must be three fractions summing to 1, "
+                        f"got {text!r}")
+    return fractions
+
+
 def partition(keys, fractions, names, seed):
     """``{key: name}``: sorted unique keys permuted by seed, cut by ``fractions``.
 

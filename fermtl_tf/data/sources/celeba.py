@@ -27,6 +27,7 @@ from fermtl_tf.data.sources._listfile_common import (
     add_split_seed_argument,
     find_file,
     find_folder,
+    parse_fractions,
     read_lines,
     require_root,
     sha256,
@@ -132,7 +133,7 @@ Also accepted: Img/img_align_celeba/, img_align_celeba/img_align_celeba/ (zip ex
 
     def load(self, args):
         root = require_root(args.root, self.name)
-        fractions = self._fractions(args.split_fractions)
+        fractions = parse_fractions(args.split_fractions, self.name)
         folder = find_folder(root, IMAGE_FOLDERS[args.images])
         if folder is None:
             raise PrepError(f"{self.name}: no image folder under {root} (looked for "
@@ -163,17 +164,6 @@ Also accepted: Img/img_align_celeba/, img_align_celeba/img_align_celeba/ (zip ex
             vocabulary=BASIC7, attribute_names=names, identities=id_map,
             fingerprint=fingerprint, seed=args.split_seed, info=info,
         )
-
-    @staticmethod
-    def _fractions(text):
-        try:
-            fractions = [float(v) for v in text.split(",")]
-        except ValueError:
-            fractions = []
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-            raise PrepError(f"celeba: --split-fractions must be three fractions summing to 1, "
-                            f"got {text!r}")
-        return fractions
 
     @staticmethod
     def _id_map(identities):

@@ -17,6 +17,7 @@ from fermtl_tf.data.sources._listfile_common import (
     add_split_seed_argument,
     box_from_row,
     find_file,
+    parse_fractions,
     partition,
     read_csv_rows,
     require_root,
@@ -26,17 +27,6 @@ from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, S
 from fermtl_tf.knowledge.vocabularies import LSEMSW13
 
 SPLITS = ("train", "val", "test")
-
-
-def parse_fractions(text, source):
-    try:
-        fractions = [float(v) for v in text.split(",")]
-    except ValueError:
-        fractions = []
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise PrepError(f"{source}: --split-fractions must be three fractions summing to 1, "
-                        f"got {text!r}")
-    return fractions
 
 
 class LsemswSource(Source):
