@@ -5,13 +5,14 @@ from the same per-sequence seed, so every frame shares the identity, scene and A
 draw and only the neutral-to-apex ``ramp`` changes (smoothstep, as in SynthFace).
 """
 
-import os
-
-import cv2
 import numpy as np
 
 from fermtl_tf.data.synthface import SynthFaceConfig, SynthFaceGenerator
 from fermtl_tf.data.synthface.labels import ramp as smooth_ramp
+from fermtl_tf.data.synthface.layouts._files import (  # noqa: F401 (re-exported)
+    truncate,
+    write_image,
+)
 
 
 def generator(seed, image_size, domain="lab", vocabulary="basic8"):
@@ -27,22 +28,6 @@ def render_sequence(gen, identity, expression, num_frames, key):
         frames.append(gen.render(identity, expression, rng=rng,
                                  ramp=smooth_ramp(f, num_frames)))
     return frames
-
-
-def write_image(path, rgb, grey=False):
-    """PNG/JPEG by extension; ``grey`` stores one channel like CK+'s grey frames."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if grey else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(path, pixels):
-        raise OSError(f"cannot write {path}")
-
-
-def truncate(path):
-    """Cut a file to half its length: the importer's planted bad image."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    with open(path, "wb") as handle:
-        handle.write(data[: len(data) // 2])
 
 
 def bilateral_aus(labels):

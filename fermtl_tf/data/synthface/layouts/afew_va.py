@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from fermtl_tf.data.synthface.generator import SynthFaceConfig, SynthFaceGenerator
+from fermtl_tf.data.synthface.layouts._files import truncate
 
 
 def write_afew_va(root, num_clips=4, frames=5, seed=0, size=64, plant_bad=False):
@@ -36,10 +37,7 @@ def write_afew_va(root, num_clips=4, frames=5, seed=0, size=64, plant_bad=False)
             path = os.path.join(folder, f"{key}.png")
             cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             if plant_bad and c == 0 and f == 2:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-                with open(path, "wb") as handle:
-                    handle.write(data[: len(data) // 2])
+                truncate(path)
                 truth["bad"].append((clip, key))
         truth["actors"][clip] = f"actor_{actor}"
         with open(os.path.join(folder, f"{clip}.json"), "w", encoding="utf-8") as handle:
