@@ -1,0 +1,53 @@
+"""``MethodSpec``: what a method folder declares so the trainer can run it.
+
+A method lives in ``fermtl_tf/methods/<name>/``; its ``__init__.py`` defines
+``SPEC = MethodSpec(...)`` and imports nothing heavier than its config dataclasses, so
+that ``fermtl-train --check`` and ``--list-methods`` never import TensorFlow. Everything
+that needs TensorFlow (the builder and the optional hooks) is named by a
+``"module:attribute"`` string and imported only when a run starts.
+
+Hooks (each optional, each ``"module:function"``):
+
+* ``compile_kwargs(model, config, steps_per_epoch) -> dict``: extra ``model.compile``
+  arguments (e.g. FERSNet's discriminator optimiser);
+* ``callbacks(model, config, output_dir) -> list``: extra Keras callbacks;
+* ``serving_model(model) -> keras.Model``: what ``export`` serves (default: the model);
+* ``export_metadata(model, data) -> dict``: merged into ``fermtl_export.json``.
+"""
+
+import dataclasses
+import importlib
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """One registered method.
+
+    Args:
+        name: the value of ``method: {name: ...}`` in a config.
+        config: dataclass validating the ``method:`` section (its first field ``name``).
+        builder: ``"module:function"``; ``function(config, data)`` returns the compiled-to-be
+            ``keras.Model`` for an ``ExperimentConfig`` and a ``DataInfo``.
+        tasks: the tasks (keys of the task table) the method can train.
+        summary: one line for ``fermtl-train --list-methods``.
+        paper: the paper it reproduces (file name under shared/papers or a citation).
+    """
+
+    name: str
+    config: type
+    builder: str
+    tasks: tuple
+    summary: str
+    paper: str = ""
+    compile_kwargs: str | None = None
+    callbacks: str | None = None
+    serving_model: str | None = None
+    export_metadata: str | None = None
+
+    def resolve(self, hook):
+        """The callable named by ``builder`` or a hook field (None when the hook is unset)."""
+        target = getattr(self, hook)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
