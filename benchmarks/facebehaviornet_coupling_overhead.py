@@ -56,7 +56,7 @@ def time_variant(args):
     import keras
     import tensorflow as tf
 
-    from fermtl_tf.models.facebehaviornet import FaceBehaviorNet
+    from fermtl_tf.methods.facebehaviornet.model import FaceBehaviorNet
 
     keras.utils.set_random_seed(0)
     model = FaceBehaviorNet({"expression": 7, "au": 17, "va": 2}, width=args.width,

@@ -70,10 +70,10 @@ def pipeline_rate(folder, batch_size, image_size, epochs, cache):
 def model_rate(batch_size, image_size, steps):
     """Training images/s of the ResNet-18 landmark baseline on in-memory tensors."""
     try:
-        from fermtl_tf.models.baseline import build_baseline_model
+        from fermtl_tf.methods.baseline.model import BaselineModel
     except ImportError:
         return None
-    model = build_baseline_model(task="landmarks", depth=18, input_size=image_size[0])
+    model = BaselineModel(task="landmarks", depth=18, input_size=image_size[0])
     model.compile(optimizer="adam")
     rng = np.random.default_rng(0)
     batch = {

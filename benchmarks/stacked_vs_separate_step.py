@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fermtl_tf.layers.stacked_conv import resolve_implementation  # noqa: E402
-from fermtl_tf.models.baseline import BaselineModel  # noqa: E402
-from fermtl_tf.models.hu2018 import Hu2018Model  # noqa: E402
+from fermtl_tf.methods.baseline.model import BaselineModel  # noqa: E402
+from fermtl_tf.methods.hu2018.model import Hu2018Model  # noqa: E402
 
 NUM_CLASSES = 13
 

@@ -1,25 +1,30 @@
 """Experiment configs: validation errors name key and file; overrides; shipped configs; CLI."""
 
 import dataclasses
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
+from fermtl_tf import methods
 from fermtl_tf.cli.train import main as train_main
-from fermtl_tf.training import config as config_module
-from fermtl_tf.training.config import (
+from fermtl_tf.experiments.config import (
     ConfigError,
     load_config,
     parse_config,
-    register_variant,
+    read_raw_config,
     save_config,
 )
+from fermtl_tf.methods import MethodSpec, register_method
 
 REPO = Path(__file__).resolve().parents[1]
 
 MINIMAL = """\
 output_dir: runs/test
+method: {name: baseline}
 data:
   train: [{folder: prepared/x, batch_size: 8}]
 tasks: {expression: {num_classes: 7}}
@@ -124,20 +129,108 @@ def test_saved_config_loads_back_equal(tmp_path):
     assert load_config(tmp_path / "resolved.yaml") == config
 
 
-def test_registered_sharing_variant_is_validated_by_its_dataclass(monkeypatch):
+def test_a_registered_method_brings_its_config_and_variants(monkeypatch):
     @dataclasses.dataclass
-    class HardSharing:
-        name: str = "hard"
+    class ToyMethod:
+        name: str = "toy"
+        depth: int = 2
+
+    @dataclasses.dataclass
+    class ToySharing:
+        name: str = "toy_sharing"
         shared_layers: int = 6
 
-    monkeypatch.setitem(config_module.VARIANTS, "sharing", dict(config_module.VARIANTS["sharing"]))
-    register_variant("sharing", "hard", HardSharing)
-    raw = {"output_dir": "o", "data": {"train": [{"folder": "f"}]},
-           "tasks": {"expression": {}}, "sharing": {"name": "hard", "shared_layers": 14}}
-    assert parse_config(raw).sharing == HardSharing(shared_layers=14)
+    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))
+    register_method(MethodSpec(name="toy", config=ToyMethod, builder="x:y", tasks=("expression",),
+                               summary="toy", variants={"sharing": {"toy_sharing": ToySharing}}))
+    raw = {"output_dir": "o", "data": {"train": [{"folder": "f"}]}, "method": {"name": "toy"},
+           "tasks": {"expression": {}}, "sharing": {"name": "toy_sharing", "shared_layers": 14}}
+    config = parse_config(raw)
+    assert config.method == ToyMethod() and config.sharing == ToySharing(shared_layers=14)
     raw["sharing"]["shared_layers"] = "all"
     with pytest.raises(ConfigError, match="'sharing.shared_layers'"):
         parse_config(raw)
+    raw["sharing"]["shared_layers"] = 1
+    raw["tasks"] = {"landmarks": {}}
+    with pytest.raises(ConfigError, match="method 'toy' trains"):
+        parse_config(raw)
+
+
+def test_unknown_method_lists_the_registered_ones(tmp_path):
+    message = error_of(write(tmp_path, MINIMAL.replace("{name: baseline}", "{name: magic}")))
+    assert "'method.name'" in message and "hu2018" in message and "facebehaviornet" in message
+
+
+@pytest.mark.parametrize("sharing, advice", [
+    ("{name: stacked}", "method: {name: hu2018}"),
+    ("{name: facebehaviornet}", "rename sharing.name 'facebehaviornet' to 'hard'"),
+    ("{name: single_task}", "method: {name: baseline}"),
+])
+def test_a_config_from_before_the_method_section_says_what_to_rename(tmp_path, sharing, advice):
+    text = MINIMAL.replace("method: {name: baseline}\n", "") + f"sharing: {sharing}\n"
+    message = error_of(write(tmp_path, text))
+    assert "'method'" in message and advice in message
+
+
+def test_base_is_deep_merged_relative_to_the_file(tmp_path):
+    (tmp_path / "common").mkdir()
+    write(tmp_path / "common", MINIMAL + "optimizer: {name: adam, learning_rate: 0.5}\n"
+          "coupling: {name: none}\n", "base.yaml")
+    (tmp_path / "rows").mkdir()
+    row = write(tmp_path / "rows", "base: ../common/base.yaml\noptimizer: {learning_rate: 0.1}\n"
+                "epochs: 3\n", "row.yaml")
+    config = load_config(row)
+    assert config.optimizer.name == "adam" and config.optimizer.learning_rate == 0.1
+    assert config.epochs == 3 and config.data.train[0].batch_size == 8
+
+
+def test_a_row_naming_another_variant_or_other_tasks_replaces_the_base_section(tmp_path):
+    base = {"sharing": {"name": "stacked", "trace_norm": {"method": "laf"}},
+            "tasks": {"expression": {}, "landmarks": {"loss": "l2"}}, "epochs": 1}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "r.yaml").write_text("base: b.yaml\nsharing: {name: single_task}\n"
+                                     "tasks: {expression: {num_classes: 3}}\n")
+    raw = read_raw_config(tmp_path / "r.yaml")
+    assert raw == {"sharing": {"name": "single_task"}, "tasks": {"expression": {"num_classes": 3}},
+                   "epochs": 1}
+
+
+def test_a_cycle_of_bases_is_an_error_naming_the_files(tmp_path):
+    write(tmp_path, "base: b.yaml\n", "a.yaml")
+    write(tmp_path, "base: a.yaml\n", "b.yaml")
+    message = error_of(tmp_path / "a.yaml")
+    assert "cycle" in message and "a.yaml" in message and "b.yaml" in message
+
+
+def test_a_missing_base_names_the_row_that_includes_it(tmp_path):
+    message = error_of(write(tmp_path, "base: nowhere.yaml\n" + MINIMAL))
+    assert "nowhere.yaml" in message and "base of" in message and "exp.yaml" in message
+
+
+def test_a_binary_config_file_is_one_line(tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_bytes(bytes(range(256)) * 4)
+    assert "not a text file" in error_of(path)
+
+
+def test_print_shows_the_merged_config(tmp_path, capsys):
+    write(tmp_path, MINIMAL, "base.yaml")
+    row = write(tmp_path, "base: base.yaml\nepochs: 7\n", "row.yaml")
+    assert train_main([str(row), "--print", "--set", "seed=3"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["epochs"] == 7 and printed["seed"] == 3
+    assert printed["method"] == {"name": "baseline"} and printed["data"]["train"][0]["batch_size"] == 8
+
+
+def test_check_and_list_methods_do_not_import_tensorflow(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    code = ("import sys; from fermtl_tf.cli.train import main; "
+            f"assert main([{str(path)!r}, '--check']) == 0; assert main(['--list-methods']) == 0; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "\t" in line]
+    assert [line.split("\t")[0] for line in lines] == sorted(s.name for s in methods.list_methods())
 
 
 def test_cli_reports_a_config_error_in_one_line_with_exit_status_2(tmp_path, capsys):

@@ -15,9 +15,9 @@ import yaml
 
 from fermtl_tf.data import schema
 from fermtl_tf.export import export_saved_model
-from fermtl_tf.models.backbones.resnet import build_resnet
-from fermtl_tf.models.hu2018 import Hu2018Model
-from fermtl_tf.models.stacked_resnet import build_stacked_resnet
+from fermtl_tf.backbones.resnet import build_resnet
+from fermtl_tf.methods.hu2018.model import Hu2018Model
+from fermtl_tf.methods.hu2018.stacked_resnet import build_stacked_resnet
 from fermtl_tf.regularizers import TensorTraceNorm
 
 SIZE = 32
@@ -188,7 +188,7 @@ def test_model_trains_one_step_under_fit_on_multi_source_batches():
 
 
 def test_model_builds_after_a_functional_baseline_exists_in_the_process():
-    from fermtl_tf.models.baseline import BaselineModel
+    from fermtl_tf.methods.baseline.model import BaselineModel
 
     BaselineModel(task="expression", num_classes=3, **TINY)  # Keras rewrites subclass bases
     model = Hu2018Model(num_classes=5, **TINY)
@@ -287,8 +287,8 @@ def experiment_config(tmp_path, expression, landmarks, **extra):
 
 @pytest.mark.slow
 def test_experiment_trains_with_folds_and_logs_the_trace_norm_rate(tmp_path):
-    from fermtl_tf.training.config import parse_config
-    from fermtl_tf.training.experiment import epoch_steps, run_experiment
+    from fermtl_tf.experiments.config import parse_config
+    from fermtl_tf.experiments.experiment import epoch_steps, run_experiment
 
     expression = write_folder(tmp_path / "expr", 24, 5, seed=1)
     landmarks = write_folder(tmp_path / "lmk", 12, 7, seed=2)
@@ -308,7 +308,7 @@ def test_experiment_trains_with_folds_and_logs_the_trace_norm_rate(tmp_path):
 
 
 def test_init_from_loads_the_networks_and_keeps_a_mismatched_head_fresh(tmp_path):
-    from fermtl_tf.training.experiment import initialize_from
+    from fermtl_tf.experiments.experiment import initialize_from
 
     keras.utils.set_random_seed(0)
     source = Hu2018Model(num_classes=5, **TINY, ada={"weight": 1.0})
@@ -323,8 +323,8 @@ def test_init_from_loads_the_networks_and_keeps_a_mismatched_head_fresh(tmp_path
 
 
 def test_stacked_config_rejects_a_hard_sharing_point_inside_a_block(tmp_path):
-    from fermtl_tf.training.config import ConfigError, parse_config
-    from fermtl_tf.training.experiment import MODEL_BUILDERS
+    from fermtl_tf.experiments.config import ConfigError, parse_config
+    from fermtl_tf.experiments.experiment import MODEL_BUILDERS
 
     raw = experiment_config(tmp_path, "unused", "unused")
     raw["sharing"] = {"name": "stacked", "hard_shared_layers": 5}
@@ -335,7 +335,7 @@ def test_stacked_config_rejects_a_hard_sharing_point_inside_a_block(tmp_path):
 
 
 def test_stacked_config_text_validates_trace_norm_and_ada_sections():
-    from fermtl_tf.training.config import parse_config
+    from fermtl_tf.experiments.config import parse_config
 
     raw = yaml.safe_load(textwrap.dedent("""
         output_dir: x
@@ -367,7 +367,7 @@ def test_dataset_fold_selection_keeps_and_drops_the_named_folds(tmp_path):
 
 
 def test_tsne_embedding_keeps_two_separated_feature_sets_apart(tmp_path):
-    from fermtl_tf.analysis.tsne import embed, plot_embeddings
+    from fermtl_tf.methods.hu2018.tsne import embed, plot_embeddings
 
     rng = np.random.default_rng(0)
     sets = {"a": rng.normal(0, 1, (40, 16)), "b": rng.normal(8, 1, (30, 16))}
@@ -380,7 +380,7 @@ def test_tsne_embedding_keeps_two_separated_feature_sets_apart(tmp_path):
 
 
 def test_trace_norm_rate_plot_reads_the_logged_csv(tmp_path):
-    from fermtl_tf.analysis.trace_norm_rate import plot_tnr, read_tnr
+    from fermtl_tf.methods.hu2018.trace_norm_rate import plot_tnr, read_tnr
 
     path = tmp_path / "trace_norm_rate.csv"
     path.write_text("epoch,layer_index,layer,norm,initial_norm,tnr\n"

@@ -10,8 +10,8 @@ from fermtl_tf.losses.masked import (
     MaskedL1,
     MaskedSoftmaxCrossEntropy,
 )
-from fermtl_tf.models.backbones.resnet import build_resnet
-from fermtl_tf.models.baseline import BaselineModel, build_baseline_model
+from fermtl_tf.backbones.resnet import build_resnet
+from fermtl_tf.methods.baseline.model import BaselineModel
 from fermtl_tf.training.multitask import MultiTaskModel
 
 RNG = np.random.default_rng(0)
@@ -110,8 +110,8 @@ def test_resnet_rejects_an_unsupported_depth():
 
 
 def tiny_baseline(task):
-    return build_baseline_model(task, num_classes=5, depth=18, width=4, input_size=32,
-                                stem="compact")
+    return BaselineModel(task=task, num_classes=5, depth=18, width=4, input_size=32,
+                         stem="compact")
 
 
 @pytest.mark.parametrize("task, output, shape", [

@@ -4,9 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from fermtl_tf.training.config import load_config
+from fermtl_tf.experiments.config import load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "train" / "configs").rglob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1] / "train" / "configs"
+#: Runnable configs; files named ``_*.yaml`` are the bases the rows of a table share.
+CONFIGS = sorted(p for p in ROOT.rglob("*.yaml") if not p.name.startswith("_"))
+BASES = sorted(ROOT.rglob("_*.yaml"))
 
 
 def test_configs_are_shipped():
@@ -22,3 +25,9 @@ def test_config_validates(path):
 def test_config_starts_with_its_command(path):
     first_line = path.read_text().splitlines()[0]
     assert first_line.startswith("# fermtl-train ") and path.name in first_line
+
+
+@pytest.mark.parametrize("path", BASES, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_every_base_is_used_by_a_row(path):
+    users = [c for c in CONFIGS if f"base: {path.name}" in c.read_text()]
+    assert users, f"{path} is the base of no config"

@@ -15,8 +15,8 @@ import yaml
 
 from fermtl_tf.data import schema
 from fermtl_tf.knowledge.vocabularies import BASIC7
-from fermtl_tf.training.config import ScheduleConfig
-from fermtl_tf.training.experiment import make_schedule, train_model
+from fermtl_tf.experiments.config import ScheduleConfig
+from fermtl_tf.experiments.experiment import make_schedule, train_model
 from fermtl_tf.training.multitask import MultiTaskModel
 from fermtl_tf.training.strategy import make_strategy
 
@@ -140,8 +140,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from fermtl_tf.models.backbones.resnet import build_resnet
-    from fermtl_tf.models.baseline import task_head
+    from fermtl_tf.backbones.resnet import build_resnet
+    from fermtl_tf.methods.baseline.model import task_head
     from fermtl_tf.training.multitask import MultiTaskModel
     from fermtl_tf.training.strategy import make_strategy
 

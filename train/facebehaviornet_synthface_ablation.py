@@ -80,7 +80,7 @@ def evaluate(models, folders):
     from fermtl_tf.data.sources.raf_db_compound import RAFDB_COMPOUND11
     from fermtl_tf.knowledge.vocabularies import RAFCE14
     from fermtl_tf.metrics import accuracy, au_f1, ccc
-    from fermtl_tf.models.zero_shot import zero_shot_predict
+    from fermtl_tf.methods.facebehaviornet.zero_shot import zero_shot_predict
 
     result = {}
     truth, out = predictions(models, folders["fbn_va"])
@@ -115,7 +115,7 @@ def evaluate(models, folders):
 
 
 def run_variants(runs_dir, overrides):
-    from fermtl_tf.training.experiment import run_experiment
+    from fermtl_tf.experiments.experiment import run_experiment
 
     results = {}
     for key in VARIANTS:

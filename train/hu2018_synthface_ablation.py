@@ -86,7 +86,7 @@ def final_tnr(run_dir):
 
 
 def run_variants(folders, runs_dir, epochs, overrides):
-    from fermtl_tf.training.experiment import run_experiment
+    from fermtl_tf.experiments.experiment import run_experiment
 
     results = {}
     for key in VARIANTS:

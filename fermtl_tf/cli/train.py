@@ -2,6 +2,9 @@
 
     fermtl-train train/configs/baseline/expression_synthface.yaml
     fermtl-train CONFIG.yaml --set epochs=2 --set optimizer.learning_rate=0.001 --output runs/x
+    fermtl-train CONFIG.yaml --check      # validate only (no TensorFlow import)
+    fermtl-train CONFIG.yaml --print      # the config with its bases merged, validated
+    fermtl-train --list-methods           # one registered method per line, name first
 
 Config problems (unknown key, wrong type, unreadable file, missing dataset folder) are
 reported as one line, ``fermtl-train: error: <file>: key '<key>': <message>``, with exit
@@ -13,7 +16,10 @@ pixels into ``<output_dir>/export`` (``fermtl_tf.export``), ready for ``fermtl-e
 import argparse
 import sys
 
-from fermtl_tf.training.config import ConfigError, load_config
+import yaml
+
+from fermtl_tf.experiments.config import ConfigError, config_to_dict, load_config
+from fermtl_tf.methods import list_methods
 
 
 def build_parser():
@@ -21,7 +27,7 @@ def build_parser():
         prog="fermtl-train",
         description="Train a fermtl-tf experiment from a YAML config (see train/configs/).",
     )
-    parser.add_argument("config", help="experiment config (YAML)")
+    parser.add_argument("config", nargs="?", help="experiment config (YAML)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set optimizer.learning_rate=0.1 "
                              "(values are YAML; repeatable)")
@@ -31,6 +37,13 @@ def build_parser():
                              "epoch (default)")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the SavedModel export into <output_dir>/export")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the config and exit (TensorFlow is not imported)")
+    parser.add_argument("--print", action="store_true", dest="print_config",
+                        help="print the validated config, bases merged and overrides applied, "
+                             "as YAML and exit")
+    parser.add_argument("--list-methods", action="store_true",
+                        help="print the registered methods, one per line (name first), and exit")
     return parser
 
 
@@ -39,14 +52,32 @@ def _fail(message):
     return 2
 
 
+def print_methods():
+    """One line per registered method: name, tasks, summary."""
+    for spec in list_methods():
+        print(f"{spec.name}\ttasks: {','.join(spec.tasks)}\t{spec.summary}")
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_methods:
+        print_methods()
+        return 0
+    if args.config is None:
+        parser.error("the config argument is required (or give --list-methods)")
     try:
         # Validate before importing TensorFlow, so config mistakes are reported at once.
         config = load_config(args.config, args.set)
     except ConfigError as error:
         return _fail(error)
-    from fermtl_tf.training.experiment import run_experiment
+    if args.print_config:
+        print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
+        return 0
+    if args.check:
+        print(f"fermtl-train: {args.config}: valid (method {config.method.name})")
+        return 0
+    from fermtl_tf.experiments.experiment import run_experiment
 
     try:
         result = run_experiment(config, output_dir=args.output, verbose=args.verbose)
@@ -56,7 +87,7 @@ def main(argv=None):
     if not args.no_export:
         from fermtl_tf.export import export_saved_model
 
-        export_dir = export_saved_model(result.model, result.output_dir / "export",
+        export_dir = export_saved_model(result.serving_model, result.output_dir / "export",
                                         input_size=result.input_size,
                                         normalization=result.normalization,
                                         metadata=result.metadata)

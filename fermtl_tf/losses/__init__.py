@@ -13,6 +13,7 @@ from fermtl_tf.losses.masked import (
     MaskedSoftmaxCrossEntropy,
     global_sum,
     masked_mean,
+    reduce_per_sample,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "SoftCoAnnotationLoss",
     "global_sum",
     "masked_mean",
+    "reduce_per_sample",
 ]

@@ -51,6 +51,33 @@ def masked_mean(values, mask, epsilon=DEFAULT_EPSILON):
     return tf.reduce_sum(weighted) / tf.maximum(count, epsilon)
 
 
+def reduce_per_sample(values, weights, scale=None, epsilon=DEFAULT_EPSILON):
+    """sum_i s_i w_i v_i / max(sum_i w_i over all replicas, eps): a replica's share.
+
+    ``values``/``weights`` [B] come from a loss's ``per_sample``; ``scale`` [B] holds
+    per-sample factors (None: 1) that re-weight samples without changing the global
+    denominator, so an all-ones scale gives exactly the masked mean.
+    """
+    weights = tf.cast(weights, tf.float32)
+    scaled = weights if scale is None else weights * tf.cast(scale, tf.float32)
+    values = tf.cast(values, tf.float32)
+    weighted = tf.where(weights > 0, values * scaled, tf.zeros_like(values))
+    count = tf.stop_gradient(global_sum(tf.reduce_sum(weights)))
+    return tf.reduce_sum(weighted) / tf.maximum(count, epsilon)
+
+
+def _per_sample_mean(losses, mask, epsilon):
+    """(mean of each sample's masked elements [B], each sample's total mask [B])."""
+    losses = tf.cast(losses, tf.float32)
+    if losses.shape.rank == 1:
+        return losses, mask
+    flat_losses = tf.reshape(losses, [tf.shape(losses)[0], -1])
+    flat_mask = tf.reshape(mask, [tf.shape(mask)[0], -1])
+    weighted = tf.where(flat_mask > 0, flat_losses * flat_mask, tf.zeros_like(flat_losses))
+    weight = tf.reduce_sum(flat_mask, axis=-1)
+    return tf.reduce_sum(weighted, axis=-1) / tf.maximum(weight, epsilon), weight
+
+
 def _broadcast_mask(mask, like):
     """Give a per-sample mask [B] the shape of per-element losses [B, ...]."""
     mask = tf.cast(mask, tf.float32)
@@ -79,6 +106,20 @@ class _MaskedLoss(keras.losses.Loss):
                 mask = _broadcast_mask(sample_weight, losses)
             return masked_mean(losses, mask, self.epsilon)
 
+    def per_sample(self, y_true, y_pred, sample_weight=None):
+        """``(values [B], weights [B])`` whose :func:`reduce_per_sample` is ``__call__``'s value.
+
+        A sample's value is the masked mean of its elements and its weight their total
+        mask, so that sum_i w_i v_i / sum_i w_i is the masked mean over all elements.
+        Per-sample values are what a weighting with per-sample factors (a meta network)
+        re-weights before the one reduction.
+        """
+        with tf.name_scope(self.name):
+            losses = self.call(y_true, tf.cast(y_pred, tf.float32))
+            mask = (tf.ones_like(losses) if sample_weight is None
+                    else _broadcast_mask(sample_weight, losses))
+            return _per_sample_mean(losses, mask, self.epsilon)
+
     def get_config(self):
         return {"name": self.name, "epsilon": self.epsilon}
 
@@ -96,7 +137,9 @@ class MaskedSoftmaxCrossEntropy(_MaskedLoss):
     """
 
     def call(self, y_true, y_pred):
-        labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+        # Unlabelled samples may carry -1 (identity); they are masked out, but the op
+        # itself rejects out-of-range labels, so they are clamped to class 0 first.
+        labels = tf.maximum(tf.cast(tf.reshape(y_true, [-1]), tf.int32), 0)
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=y_pred)
 
 
@@ -141,13 +184,10 @@ class MaskedBinaryCrossEntropyPerImage(MaskedBinaryCrossEntropy):
     """
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        with tf.name_scope(self.name):
-            losses = self.call(y_true, tf.cast(y_pred, tf.float32))
-            if sample_weight is None:
-                mask = tf.ones_like(losses)
-            else:
-                mask = _broadcast_mask(sample_weight, losses)
-            weighted = tf.where(mask > 0, losses * mask, tf.zeros_like(losses))
-            weight = tf.reduce_sum(mask, axis=-1)
-            per_image = tf.reduce_sum(weighted, axis=-1) / tf.maximum(weight, self.epsilon)
-            return masked_mean(per_image, tf.cast(weight > 0, tf.float32), self.epsilon)
+        return reduce_per_sample(*self.per_sample(y_true, y_pred, sample_weight),
+                                 epsilon=self.epsilon)
+
+    def per_sample(self, y_true, y_pred, sample_weight=None):
+        """(each image's mean over its annotated AUs [B], 1 where it has any, else 0)."""
+        per_image, weight = super().per_sample(y_true, y_pred, sample_weight)
+        return per_image, tf.cast(weight > 0, tf.float32)

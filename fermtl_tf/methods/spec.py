@@ -31,6 +31,12 @@ class MethodSpec:
         tasks: the tasks (keys of the task table) the method can train.
         summary: one line for ``fermtl-train --list-methods``.
         paper: the paper it reproduces (file name under shared/papers or a citation).
+        variants: ``{section: {name: dataclass}}`` the method adds to the ``sharing``,
+            ``coupling`` or ``weighting`` sections (e.g. Hu et al.'s ``stacked`` sharing).
+        losses: names of the method's own losses beyond its tasks (``ada``,
+            ``distribution_matching``, ...), which ``weighting.weights`` may set.
+        check: TF-free ``check(config)`` yielding ``(key, message)`` for each cross-field
+            rule the config breaks (run by config validation; the first is reported).
     """
 
     name: str
@@ -39,6 +45,9 @@ class MethodSpec:
     tasks: tuple
     summary: str
     paper: str = ""
+    variants: dict = dataclasses.field(default_factory=dict)
+    losses: tuple = ()
+    check: object = None
     compile_kwargs: str | None = None
     callbacks: str | None = None
     serving_model: str | None = None

@@ -2,9 +2,11 @@
 
 A config file (``yaml.safe_load``) maps onto :class:`ExperimentConfig`::
 
+    base: ../common.yaml         # optional: deep-merged under this file (paths relative to it)
     name: baseline_expression_synthface
     seed: 0
     output_dir: runs/baseline/expression_synthface
+    method: {name: baseline}     # selects the method folder (fermtl-train --list-methods)
     data:
       train: [{folder: data/synthface, split: train, batch_size: 64, augment: {flip: true}}]
       validation: [{folder: data/synthface, split: val, batch_size: 64}]
@@ -24,12 +26,15 @@ A config file (``yaml.safe_load``) maps onto :class:`ExperimentConfig`::
 
 Relative paths (data folders, ``output_dir``) are relative to the working directory.
 
-Extension points: ``sharing``, ``coupling`` and ``weighting`` are *variant* sections whose
-``name`` selects a dataclass registered with :func:`register_variant` (later methods add
-``hard``, ``stacked``, ``cross_stitch``, ``distribution_matching``, ...); ``tasks`` keys
-select a dataclass registered with :func:`register_task`.
+Extension points: ``method`` selects a registered method (``fermtl_tf/methods/<name>/``,
+its ``SPEC``), whose dataclass validates the section. ``sharing``, ``coupling`` and
+``weighting`` are *variant* sections (the three axes) whose ``name`` selects a dataclass:
+the core ones here, plus those a method declares in ``MethodSpec.variants``. ``tasks``
+keys are rows of the task table (``fermtl_tf/training/tasks.py``). Nothing here imports
+TensorFlow, so ``fermtl-train --check`` validates a config at once.
 """
 
+import copy
 import dataclasses
 import re
 import types
@@ -39,23 +44,12 @@ from typing import Any, Literal
 
 import yaml
 
-from fermtl_tf.training.facebehaviornet_sections import (
-    COUPLING_LOSSES,
-    AttributesTask,
-    AUTask,
-    FaceBehaviorNetSharing,
-    IdentityTask,
-    RelatednessCoupling,
-    VATask,
-)
-from fermtl_tf.training.hu2018_sections import AdaCoupling, StackedSharing
+from fermtl_tf.errors import ConfigError
+from fermtl_tf.methods import get_method, list_methods
+from fermtl_tf.training.tasks import TASKS
 
 #: A float written without a dot in the mantissa (``1e-3``), which PyYAML leaves a string.
 _FLOAT_LITERAL = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
-
-
-class ConfigError(ValueError):
-    """A config problem; the message names the file and the key."""
 
 
 # --- sections ---------------------------------------------------------------------------
@@ -95,20 +89,17 @@ class BackboneConfig:
 
 
 @dataclasses.dataclass
-class ExpressionTask:
-    num_classes: int | None = None  # None: len(manifest["vocabularies"]["expression"])
-
-
-@dataclasses.dataclass
-class LandmarksTask:
-    loss: Literal["l1", "l2"] = "l1"  # l2: Hu et al. 2018, Table 6 (stacked model only)
-
-
-@dataclasses.dataclass
 class SingleTaskSharing:
     """Each task its own network: the baseline (Hu et al. 2018, Table 4 "Single task")."""
 
     name: str = "single_task"
+
+
+@dataclasses.dataclass
+class HardSharing:
+    """Every task head on one shared network (FaceBehaviorNet §3.3, Fig. 1)."""
+
+    name: str = "hard"
 
 
 @dataclasses.dataclass
@@ -118,10 +109,12 @@ class NoCoupling:
 
 @dataclasses.dataclass
 class FixedWeighting:
-    """Constant lambda per named loss; a task without an entry gets 1.0."""
+    """Constant lambda per named loss (a loss without an entry gets 1.0); ``ramps`` move a
+    loss's lambda linearly from ``[start, end]`` over the run (FERSNet's lambda_4)."""
 
     name: str = "fixed"
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    ramps: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -150,28 +143,25 @@ class ScheduleConfig:
     decay_rate: float = 0.9
 
 
-#: Variant sections: section -> {name: dataclass}. Extend with :func:`register_variant`.
-VARIANTS = {
-    "sharing": {"single_task": SingleTaskSharing, "stacked": StackedSharing,
-                "facebehaviornet": FaceBehaviorNetSharing},
-    "coupling": {"none": NoCoupling, "ada": AdaCoupling,
-                 **{name: RelatednessCoupling for name in COUPLING_LOSSES}},
+#: Variant sections every method may read: section -> {name: dataclass}. A method adds
+#: its own variants through its ``MethodSpec.variants``.
+CORE_VARIANTS = {
+    "sharing": {"single_task": SingleTaskSharing, "hard": HardSharing},
+    "coupling": {"none": NoCoupling},
     "weighting": {"fixed": FixedWeighting},
 }
 
-#: Task name -> dataclass of its options. Extend with :func:`register_task`.
-TASK_CONFIGS = {"expression": ExpressionTask, "landmarks": LandmarksTask, "au": AUTask,
-                "va": VATask, "identity": IdentityTask, "attributes": AttributesTask}
+#: Sharing names that selected a method before the ``method:`` section existed.
+_LEGACY_SHARING = {"single_task": ("baseline", "single_task"), "stacked": ("hu2018", "stacked"),
+                   "facebehaviornet": ("facebehaviornet", "hard")}
 
 
-def register_variant(section, name, config_class):
-    """Make ``{section: {name: <name>, ...}}`` valid, validated by ``config_class``."""
-    VARIANTS[section][name] = config_class
-
-
-def register_task(name, config_class):
-    """Make ``tasks: {<name>: {...}}`` valid, validated by ``config_class``."""
-    TASK_CONFIGS[name] = config_class
+def variants(section):
+    """{name: dataclass} of a variant section: the core ones and every method's."""
+    known = dict(CORE_VARIANTS[section])
+    for spec in list_methods():
+        known.update(spec.variants.get(section, {}))
+    return known
 
 
 @dataclasses.dataclass
@@ -179,6 +169,7 @@ class ExperimentConfig:
     data: DataConfig
     tasks: dict[str, Any]
     output_dir: str
+    method: Any = None  # the method's own dataclass (``method: {name: ...}``), required
     name: str = "experiment"
     seed: int = 0
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
@@ -231,33 +222,45 @@ class _Validator:
         return cls(**values)
 
     def section(self, cls, name, hint, raw, key):
-        """Dispatch the variant and task sections of ExperimentConfig, else check the type."""
-        if cls is ExperimentConfig and name in VARIANTS:
+        """Dispatch the method, variant and task sections of ExperimentConfig."""
+        if cls is ExperimentConfig and name == "method":
+            return self.method(raw, key)
+        if cls is ExperimentConfig and name in CORE_VARIANTS:
             return self.variant(name, raw, key)
         if cls is ExperimentConfig and name == "tasks":
             return self.tasks(raw, key)
         return self.value(hint, raw, key)
 
-    def variant(self, section, raw, key):
+    def method(self, raw, key):
+        names = [spec.name for spec in list_methods()]
         if not isinstance(raw, dict) or "name" not in raw:
-            raise self.error(key, f"expected a mapping with a 'name' "
-                                  f"(one of {sorted(VARIANTS[section])})")
+            raise self.error(key, f"expected a mapping with a 'name' (one of {names})")
+        try:
+            spec = get_method(raw["name"])
+        except KeyError:
+            raise self.error(_join(key, "name"), f"unknown method {raw['name']!r}; "
+                                                 f"known: {names}") from None
+        return self.dataclass(spec.config, raw, key)
+
+    def variant(self, section, raw, key):
+        known = variants(section)
+        if not isinstance(raw, dict) or "name" not in raw:
+            raise self.error(key, f"expected a mapping with a 'name' (one of {sorted(known)})")
         choice = raw["name"]
-        if choice not in VARIANTS[section]:
+        if choice not in known:
             raise self.error(_join(key, "name"),
-                             f"unknown {section} {choice!r}; known: {sorted(VARIANTS[section])}")
-        return self.dataclass(VARIANTS[section][choice], raw, key)
+                             f"unknown {section} {choice!r}; known: {sorted(known)}")
+        return self.dataclass(known[choice], raw, key)
 
     def tasks(self, raw, key):
         if not isinstance(raw, dict) or not raw:
             raise self.error(key, f"expected a non-empty mapping of tasks "
-                                  f"(known: {sorted(TASK_CONFIGS)})")
+                                  f"(known: {sorted(TASKS)})")
         tasks = {}
         for name, options in raw.items():
-            if name not in TASK_CONFIGS:
-                raise self.error(_join(key, name),
-                                 f"unknown task; known: {sorted(TASK_CONFIGS)}")
-            tasks[name] = self.dataclass(TASK_CONFIGS[name], options or {}, _join(key, name))
+            if name not in TASKS:
+                raise self.error(_join(key, name), f"unknown task; known: {sorted(TASKS)}")
+            tasks[name] = self.dataclass(TASKS[name].options, options or {}, _join(key, name))
         return tasks
 
     def value(self, hint, raw, key):
@@ -310,17 +313,17 @@ def _join(key, name):
 
 
 def _check_consistency(config, validator):
-    """Cross-field rules the type hints cannot express."""
-    if config.sharing.name == "single_task" and len(config.tasks) != 1:
-        raise validator.error("tasks", f"sharing 'single_task' trains exactly one task, "
-                                       f"got {sorted(config.tasks)}")
-    for task in getattr(config.weighting, "weights", {}):
-        if task not in config.tasks:
-            raise validator.error(f"weighting.weights.{task}", "weight for a task not in tasks")
-    landmarks = config.tasks.get("landmarks")
-    if landmarks is not None and landmarks.loss != "l1" and config.sharing.name == "single_task":
-        raise validator.error("tasks.landmarks.loss", "only the 'stacked' model implements "
-                                                      f"{landmarks.loss!r}; single_task uses l1")
+    """Cross-field rules the type hints cannot express; the method adds its own."""
+    spec = get_method(config.method.name)
+    unsupported = sorted(set(config.tasks) - set(spec.tasks))
+    if unsupported:
+        raise validator.error("tasks", f"method {spec.name!r} trains {list(spec.tasks)}; "
+                                       f"not {unsupported}")
+    for task in (*config.weighting.weights, *getattr(config.weighting, "ramps", {})):
+        if task not in config.tasks and task not in spec.losses:
+            raise validator.error(f"weighting.weights.{task}",
+                                  f"weight for a loss that is neither a task in tasks nor "
+                                  f"one of method {spec.name!r}'s losses {list(spec.losses)}")
     if not config.data.train:
         raise validator.error("data.train", "at least one training source is required")
     if config.schedule.name == "step" and not config.schedule.boundaries:
@@ -329,11 +332,32 @@ def _check_consistency(config, validator):
         value = getattr(config, key)
         if value is not None and value < 1:
             raise validator.error(key, f"must be >= 1, got {value}")
+    if spec.check is not None:
+        for key, message in spec.check(config):
+            raise validator.error(key, message)
+
+
+def _check_method_section(raw, validator):
+    """A config must say ``method:``; an old one (method chosen by ``sharing.name``) is told
+    what to rename."""
+    if "method" in raw:
+        return
+    sharing = raw.get("sharing", {}).get("name") if isinstance(raw.get("sharing"), dict) else None
+    if sharing in _LEGACY_SHARING:
+        method, new_sharing = _LEGACY_SHARING[sharing]
+        rename = (f" and rename sharing.name {sharing!r} to {new_sharing!r}"
+                  if new_sharing != sharing else "")
+        raise validator.error("method", f"missing: configs now select the method with a "
+                                        f"'method:' section; add 'method: {{name: {method}}}'"
+                                        f"{rename}")
+    raise validator.error("method", f"required key is missing; one of "
+                                    f"{[spec.name for spec in list_methods()]}")
 
 
 def parse_config(raw, source="<dict>"):
     """Validate raw config data (a dict) into an :class:`ExperimentConfig`."""
     validator = _Validator(source)
+    _check_method_section(raw, validator)
     config = validator.dataclass(ExperimentConfig, raw, "")
     _check_consistency(config, validator)
     return config
@@ -376,17 +400,79 @@ def _index(node, part, key, source):
     return int(part)
 
 
-def load_config(path, overrides=None):
-    """Read, override and validate the YAML config at ``path``."""
-    path = Path(path)
+def _read_yaml_mapping(path, chain):
+    """The YAML mapping in ``path``; errors name the file and, for a base, who included it."""
+    where = f"{path}" + "".join(f" (base of {parent})" for parent in reversed(chain))
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read config: {error.strerror}") from None
+        raise ConfigError(f"{where}: cannot read config: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not a text file (a config is YAML text)") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+        raise ConfigError(f"{where}: invalid YAML: {error}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a YAML mapping")
+        raise ConfigError(f"{where}: a config must be a YAML mapping")
+    return raw
+
+
+def _merges(base, value):
+    """Whether mapping ``value`` merges into ``base`` rather than replacing it: both are
+    mappings and they do not name different variants (``{name: ada, weight: 1}`` under
+    ``{name: none}`` switches the variant, whose options are another set)."""
+    if not (isinstance(value, dict) and isinstance(base, dict)):
+        return False
+    return "name" not in value or "name" not in base or value["name"] == base["name"]
+
+
+#: Top-level keys a config replaces whole rather than merging into its base's: a row
+#: lists every task it trains (a single-task row of a multi-task table drops the others).
+REPLACED_KEYS = ("tasks",)
+
+
+def deep_merge(base, override, replaced=()):
+    """``override`` on top of ``base``: mappings merge key by key (a mapping naming another
+    variant replaces, and so do the keys in ``replaced``), anything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in replaced and _merges(merged.get(key), value):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_raw_config(path, _chain=()):
+    """The raw config data of ``path`` with its ``base:`` files merged in (no validation).
+
+    ``base: ../common.yaml`` (a path relative to the file, or a list of them, merged in
+    order) names configs this one states the differences to: mappings are deep-merged
+    (except a variant section naming another variant, and ``tasks``, which replace),
+    lists and scalars replaced. A base may have a base; a cycle is an error.
+    """
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise ConfigError(f"{path}: key 'base': the bases form a cycle: {cycle}")
+    raw = _read_yaml_mapping(path, _chain)
+    bases = raw.pop("base", None)
+    if bases is None:
+        return raw
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: key 'base': expected a path or a list of paths")
+    merged = {}
+    for base in bases:
+        merged = deep_merge(merged, read_raw_config(path.parent / base, (*_chain, resolved)),
+                            REPLACED_KEYS)
+    return deep_merge(merged, raw, REPLACED_KEYS)
+
+
+def load_config(path, overrides=None):
+    """Read (with its bases), override and validate the YAML config at ``path``."""
+    raw = read_raw_config(path)
     apply_overrides(raw, overrides, source=str(path))
     return parse_config(raw, source=str(path))
 

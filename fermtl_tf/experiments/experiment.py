@@ -2,17 +2,19 @@
 
 Python use (the demo builds on this)::
 
-    from fermtl_tf.training.experiment import run_experiment
+    from fermtl_tf.experiments.experiment import run_experiment
     from fermtl_tf.export import export_saved_model
 
     result = run_experiment("train/configs/baseline/expression_synthface.yaml",
                             overrides=["epochs=1"])
-    export_saved_model(result.model, result.output_dir / "saved_model",
+    export_saved_model(result.serving_model, result.output_dir / "saved_model",
                        input_size=result.input_size, normalization=result.normalization,
                        metadata=result.metadata)
 
-Models are built by the builder registered for the config's ``sharing`` name
-(:func:`register_model_builder`); later methods register theirs.
+Models are built by the builder of the method the config's ``method:`` section names
+(``fermtl_tf/methods/<name>/``, its ``SPEC``), from the config and a :class:`DataInfo`
+read once from the manifests; the method's optional hooks add compile arguments,
+callbacks, the serving model and export metadata.
 """
 
 import contextlib
@@ -25,15 +27,10 @@ import keras
 from fermtl_tf.data.augment import AugmentConfig
 from fermtl_tf.data.pipeline import (
     count_records,
-    load_manifest,
     make_dataset,
     make_multi_source_dataset,
 )
-from fermtl_tf.models.baseline import build_baseline_model
-from fermtl_tf.models.facebehaviornet import build_facebehaviornet_model
-from fermtl_tf.models.hu2018 import build_hu2018_model
-from fermtl_tf.training.callbacks import make_callbacks
-from fermtl_tf.training.config import (
+from fermtl_tf.experiments.config import (
     ConfigError,
     ExperimentConfig,
     apply_overrides,
@@ -42,12 +39,16 @@ from fermtl_tf.training.config import (
     parse_config,
     save_config,
 )
+from fermtl_tf.experiments.data_info import build_data_info, source_name
+from fermtl_tf.methods import get_method
+from fermtl_tf.training.callbacks import make_callbacks
 from fermtl_tf.training.strategy import make_strategy
 
 
 @dataclasses.dataclass
 class ExperimentResult:
-    """What a finished run hands back; ``metadata`` feeds ``export_saved_model``."""
+    """What a finished run hands back; ``serving_model`` and ``metadata`` feed
+    ``export_saved_model``."""
 
     model: keras.Model
     history: dict
@@ -57,34 +58,7 @@ class ExperimentResult:
     input_size: tuple
     normalization: str
     metadata: dict
-
-
-# --- model builders -----------------------------------------------------------------
-
-
-def _build_single_task(config):
-    """The single-task ResNet baseline (``sharing: single_task``)."""
-    (task, options), = config.tasks.items()
-    height, width = config.data.image_size
-    if height != width:
-        raise ConfigError(f"data.image_size: the ResNet baseline needs square images, "
-                          f"got {list(config.data.image_size)}")
-    backbone = config.backbone
-    head = {"num_classes": options.num_classes} if task == "expression" else {}
-    return build_baseline_model(
-        task=task, **head, depth=backbone.depth, width=backbone.width, input_size=height,
-        stem=backbone.stem, sync_batch_norm=backbone.sync_batch_norm, task_weight=config.task_weight(task),
-    )
-
-
-#: sharing name -> function(config) -> MultiTaskModel. Extend with register_model_builder.
-MODEL_BUILDERS = {"single_task": _build_single_task, "stacked": build_hu2018_model,
-                  "facebehaviornet": build_facebehaviornet_model}
-
-
-def register_model_builder(sharing, builder):
-    """Use ``builder(config)`` to build models for configs with ``sharing: {name: sharing}``."""
-    MODEL_BUILDERS[sharing] = builder
+    serving_model: keras.Model = None
 
 
 # --- optimiser and schedule ---------------------------------------------------------
@@ -123,20 +97,20 @@ def make_optimizer(optimizer, learning_rate):
     return keras.optimizers.AdamW(learning_rate, **options)
 
 
-def compile_model(model, config, steps_per_epoch):
-    """Compile ``model`` with the config's optimiser, schedule and XLA switch."""
+def compile_model(model, config, steps_per_epoch, extra=None):
+    """Compile ``model`` with the config's optimiser, schedule and XLA switch.
+
+    ``extra`` are further ``compile`` arguments a method's ``compile_kwargs`` hook gives
+    (e.g. a second optimiser).
+    """
     learning_rate = make_schedule(config.schedule, config.optimizer.learning_rate,
                                   steps_per_epoch, config.epochs)
     model.compile(optimizer=make_optimizer(config.optimizer, learning_rate),
-                  jit_compile=config.jit_compile)
+                  jit_compile=config.jit_compile, **(extra or {}))
     return model
 
 
 # --- data ---------------------------------------------------------------------------
-
-
-def _source_name(source):
-    return source.name or Path(source.folder).name
 
 
 def _source_kwargs(source):
@@ -156,7 +130,7 @@ def make_datasets(config, sources, training, repeat):
                             training=training, normalization=data.normalization,
                             shuffle_buffer=data.shuffle_buffer, seed=config.seed,
                             repeat=repeat, drop_remainder=training)
-    named = {_source_name(s): {**_source_kwargs(s), "shuffle_buffer": data.shuffle_buffer}
+    named = {source_name(s): {**_source_kwargs(s), "shuffle_buffer": data.shuffle_buffer}
              for s in sources}
     if len(named) != len(sources):
         raise ConfigError(f"data: source names must be unique, got {sorted(named)}")
@@ -199,22 +173,18 @@ def _check_augment(config, source):
 
 
 def resolve_config(config, source="<config>"):
-    """Check the data sections, fill what the data decides (expression classes).
-
-    Returns the dataset metadata recorded at export (vocabulary, AU names) from the
-    first training source's manifest.
-    """
+    """Check the data sections, read the manifests into a ``DataInfo`` and fill what the
+    data decides (the number of expression classes)."""
     _check_augment(config, source)
-    manifest = load_manifest(config.data.train[0].folder)
-    vocabulary = list(manifest.get("vocabularies", {}).get("expression", []))
+    data = build_data_info(config, duplicate_error=ConfigError)
     expression = config.tasks.get("expression")
     if expression is not None and expression.num_classes is None:
-        if not vocabulary:
+        if not data.expression_vocabulary:
             raise ConfigError(f"{source}: key 'tasks.expression.num_classes': not set, and "
-                              f"{config.data.train[0].folder}/manifest.json has no "
-                              f"expression vocabulary")
-        expression.num_classes = len(vocabulary)
-    return {"expression_vocabulary": vocabulary, "au_names": list(manifest.get("au_names", []))}
+                              f"no training source's manifest.json has an expression "
+                              f"vocabulary ({config.data.train[0].folder}, ...)")
+        expression.num_classes = len(data.expression_vocabulary)
+    return data
 
 
 # --- running ------------------------------------------------------------------------
@@ -278,10 +248,8 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
     config, source = _as_config(config_or_path, overrides)
     if output_dir is not None:
         config.output_dir = str(output_dir)
-    if config.sharing.name not in MODEL_BUILDERS:
-        raise ConfigError(f"{source}: key 'sharing.name': no model builder for "
-                          f"{config.sharing.name!r}; known: {sorted(MODEL_BUILDERS)}")
-    metadata = resolve_config(config, source)
+    spec = get_method(config.method.name)
+    data = resolve_config(config, source)
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     save_config(config, output / "config.yaml")
@@ -296,23 +264,42 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
                                         repeat=False)
     strategy = make_strategy(config.strategy)
     with precision_policy(config.precision), strategy.scope():
-        model = MODEL_BUILDERS[config.sharing.name](config)
+        model = spec.resolve("builder")(config, data)
         if config.init_from:
             initialize_from(model, config.init_from, source)
-        compile_model(model, config, steps)
-    # A model whose AU head has its own vocabulary (FaceBehaviorNet) names it for export.
-    metadata["au_names"] = list(getattr(model, "output_au_names", metadata["au_names"]))
-    # A model may contribute its own callbacks (e.g. Hu et al.'s trace-norm rate logger).
-    model_callbacks = getattr(model, "experiment_callbacks", lambda _: [])(output)
+        compile_kwargs = spec.resolve("compile_kwargs")
+        compile_model(model, config, steps,
+                      compile_kwargs(model, config, steps) if compile_kwargs else None)
+    method_callbacks = spec.resolve("callbacks")
     history = train_model(model, train_data, output, config.epochs,
                           validation_data=validation_data,
                           steps_per_epoch=config.steps_per_epoch,
                           validation_steps=config.validation_steps,
-                          callbacks=model_callbacks, verbose=verbose)
+                          callbacks=method_callbacks(model, config, output)
+                          if method_callbacks else (),
+                          verbose=verbose)
     model_path = output / "model.keras"
     model.save(model_path)
     return ExperimentResult(
         model=model, history=history.history, output_dir=output, config=config,
         model_path=model_path, input_size=tuple(config.data.image_size),
-        normalization=config.data.normalization, metadata=metadata,
+        normalization=config.data.normalization, metadata=export_metadata(spec, model, data),
+        serving_model=serving_model(spec, model),
     )
+
+
+def export_metadata(spec, model, data):
+    """What ``fermtl_export.json`` records: the data's vocabulary and AU names, the method,
+    and whatever the method's ``export_metadata`` hook adds (e.g. its own AU vocabulary)."""
+    metadata = {"expression_vocabulary": list(data.expression_vocabulary),
+                "au_names": list(data.au_names), "method": spec.name}
+    hook = spec.resolve("export_metadata")
+    if hook is not None:
+        metadata.update(hook(model, data))
+    return metadata
+
+
+def serving_model(spec, model):
+    """The model ``export`` serves: the method's ``serving_model`` hook, else the model."""
+    hook = spec.resolve("serving_model")
+    return model if hook is None else hook(model)

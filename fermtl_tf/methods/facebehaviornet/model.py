@@ -2,7 +2,7 @@
 Learning"): one shared network, heads for expressions, AUs, valence/arousal (Case I) or
 identities and attributes (Case II), coupled by task relatedness.
 
-* Architecture (§3.3, Fig. 1): :func:`~fermtl_tf.models.backbones.facebehaviornet.
+* Architecture (§3.3, Fig. 1): :func:`~fermtl_tf.backbones.facebehaviornet.
   build_backbone` (the residual-unit network, or Table 4's VGG16/ResNet50/DenseNet121)
   and linear heads on the pooled features: ``expression_logits`` [B, 7] (softmax),
   ``au_logits`` [B, 17] (sigmoid), ``valence`` and ``arousal`` [B] (linear, no tanh:
@@ -32,13 +32,9 @@ from fermtl_tf.knowledge.relatedness import FACEBEHAVIORNET_AUS
 from fermtl_tf.knowledge.vocabularies import BASIC7
 from fermtl_tf.losses.ccc import CCCLoss
 from fermtl_tf.losses.coupling import CoAnnotation, DistributionMatchingLoss, SoftCoAnnotationLoss
-from fermtl_tf.losses.masked import (
-    MaskedBinaryCrossEntropy,
-    MaskedBinaryCrossEntropyPerImage,
-    MaskedSoftmaxCrossEntropy,
-)
-from fermtl_tf.models.backbones.facebehaviornet import build_backbone
-from fermtl_tf.training.facebehaviornet_sections import COUPLING_LOSSES
+from fermtl_tf.losses.masked import MaskedBinaryCrossEntropyPerImage
+from fermtl_tf.backbones.facebehaviornet import build_backbone
+from fermtl_tf.methods.facebehaviornet.config import COUPLING_LOSSES
 from fermtl_tf.training.multitask import MultiTaskModel, merge_sources
 
 #: Tasks and the output(s) of their head.
@@ -122,8 +118,6 @@ class FaceBehaviorNet(MultiTaskModel):
         if "au" in self.task_loss_fns:
             self.task_loss_fns["au"] = MaskedBinaryCrossEntropyPerImage(name="au_loss")
         self.va_loss = CCCLoss(name="va_loss")
-        self.identity_loss = MaskedSoftmaxCrossEntropy(name="identity_loss")
-        self.attributes_loss = MaskedBinaryCrossEntropy(name="attributes_loss")
         self._build_coupling()
 
     @staticmethod
@@ -220,15 +214,6 @@ class FaceBehaviorNet(MultiTaskModel):
             truth = tf.stack([batch["valence"], batch["arousal"]], axis=-1)
             predicted = tf.stack([outputs["valence"], outputs["arousal"]], axis=-1)
             losses["va"] = self.va_loss(truth, predicted, sample_weight=batch["va_mask"])
-        if "identity" in self.head_sizes:
-            identity = tf.cast(batch["identity"], tf.int32)
-            losses["identity"] = self.identity_loss(
-                tf.maximum(identity, 0), outputs["identity_logits"],
-                sample_weight=tf.cast(identity >= 0, tf.float32))
-        if "attributes" in self.head_sizes:
-            losses["attributes"] = self.attributes_loss(
-                batch["attributes"], outputs["attributes_logits"],
-                sample_weight=batch["attributes_mask"])
         if self.soft_co_annotation is not None:
             losses["soft_co_annotation"] = self.soft_co_annotation(
                 batch["au"], outputs["expression_logits"], sample_weight=batch["au_mask"])
@@ -268,116 +253,3 @@ class FaceBehaviorNet(MultiTaskModel):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-# --- config builder -------------------------------------------------------------------
-
-
-def _source_name(source):
-    return source.name or source.folder.rstrip("/").split("/")[-1]
-
-
-def _label_au_names(config):
-    """{source name: AU columns} of every training and validation source's manifest."""
-    from fermtl_tf.data.pipeline import load_manifest
-    from fermtl_tf.training.config import ConfigError
-
-    names = {}
-    for source in (*config.data.train, *config.data.validation):
-        columns = list(load_manifest(source.folder).get("au_names", []))
-        key = _source_name(source)
-        if names.setdefault(key, columns) != columns:
-            raise ConfigError(f"data: two sources named {key!r} have different AU columns; "
-                              f"give them distinct names")
-    return names
-
-
-def _emotions(config):
-    """The expression vocabulary of the first training source that has one."""
-    from fermtl_tf.data.pipeline import load_manifest
-
-    for source in config.data.train:
-        vocabulary = load_manifest(source.folder).get("vocabularies", {}).get("expression")
-        if vocabulary:
-            return list(vocabulary)
-    return list(BASIC7)
-
-
-def _identity_attribute_data(config):
-    """(identity [N], attributes [N, A], attributes_mask [N, A]) of the training sources."""
-    from fermtl_tf.data.pipeline import make_dataset
-
-    parts = []
-    for source in config.data.train:
-        dataset = make_dataset(source.folder, source.split, batch_size=256, image_size=(8, 8),
-                               training=False, folds=source.folds,
-                               exclude_folds=source.exclude_folds, keep_tasks=source.keep_tasks)
-        for batch in dataset:
-            parts.append((batch["identity"].numpy(), batch["attributes"].numpy(),
-                          batch["attributes_mask"].numpy()))
-    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
-
-
-def attribute_relatedness_from_data(config, num_identities):
-    """Case II's p(attr | id) (§3.2.1, Table 2) from the training sources' labels."""
-    from fermtl_tf.knowledge.relatedness import infer_conditional
-
-    identity, attributes, mask = _identity_attribute_data(config)
-    return infer_conditional(identity, attributes, mask_a=identity >= 0, mask_b=mask,
-                             num_classes_a=num_identities)
-
-
-def _head_sizes(config):
-    from fermtl_tf.data.pipeline import load_manifest
-    from fermtl_tf.training.config import ConfigError
-
-    sizes = {}
-    for task, options in config.tasks.items():
-        if task == "expression":
-            sizes[task] = options.num_classes
-        elif task == "au":
-            sizes[task] = len(options.au_names or FACEBEHAVIORNET_AUS)
-        elif task == "va":
-            sizes[task] = 2
-        elif task == "identity":
-            sizes[task] = options.num_classes or int(_identity_attribute_data(config)[0].max()) + 1
-        elif task == "attributes":
-            sizes[task] = (options.num_attributes
-                           or int(load_manifest(config.data.train[0].folder)["num_attributes"]))
-        else:
-            raise ConfigError(f"tasks.{task}: sharing 'facebehaviornet' trains expression, au, "
-                              f"va, identity, attributes")
-    return sizes
-
-
-def build_facebehaviornet_model(config):
-    """The ``sharing: {name: facebehaviornet}`` builder for ``run_experiment``."""
-    from fermtl_tf.training.config import ConfigError
-
-    height, width = config.data.image_size
-    if height != width:
-        raise ConfigError(f"data.image_size: FaceBehaviorNet needs square images, "
-                          f"got {list(config.data.image_size)}")
-    backbone = config.backbone
-    if backbone.name == "resnet":
-        raise ConfigError("backbone.name: sharing 'facebehaviornet' uses backbone "
-                          "facebehaviornet | vgg16 | resnet50 | densenet121")
-    sizes = _head_sizes(config)
-    coupling = None
-    if config.coupling.name != "none":
-        coupling = {key: value for key, value in vars(config.coupling).items()}
-    relatedness = None
-    if coupling and {"identity", "attributes"} <= set(sizes):
-        relatedness = attribute_relatedness_from_data(config, sizes["identity"])
-    au = config.tasks.get("au")
-    try:
-        return FaceBehaviorNet(
-            sizes, emotions=_emotions(config),
-            au_names=tuple((au.au_names if au else None) or FACEBEHAVIORNET_AUS),
-            label_au_names=_label_au_names(config), backbone=backbone.name,
-            width=backbone.width, backbone_weights=backbone.weights, input_size=height,
-            coupling=coupling, attribute_relatedness=relatedness,
-            task_weights={task: config.task_weight(task) for task in sizes},
-            name="facebehaviornet")
-    except (ValueError, KeyError) as error:
-        raise ConfigError(f"coupling/tasks: {error}") from None

@@ -1,5 +1,5 @@
 """Backbones: feature extractors mapping normalised images to a feature vector."""
 
-from fermtl_tf.models.backbones.resnet import build_resnet
+from fermtl_tf.backbones.resnet import build_resnet
 
 __all__ = ["build_resnet"]

@@ -8,7 +8,7 @@ task network that owns it (task 0 for expressions, task 1 for landmarks) -- the
 
 Command line::
 
-    python -m fermtl_tf.analysis.tsne --model "RN+LAF=runs/laf/model.keras" \\
+    python -m fermtl_tf.methods.hu2018.tsne --model "RN+LAF=runs/laf/model.keras" \\
         --model "RN+LAF+ADA=runs/laf_ada/model.keras" \\
         --expression-data prepared/lsemsw --landmarks-data prepared/300w --out fig3c.png
 """
@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from fermtl_tf.data.pipeline import make_dataset
-from fermtl_tf.models.hu2018 import TASK_ORDER
+from fermtl_tf.methods.hu2018.config import TASK_ORDER
 
 DEFAULT_PERPLEXITY = 30.0
 

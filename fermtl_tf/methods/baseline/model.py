@@ -14,7 +14,7 @@ Heads run in float32 under mixed precision, as Keras recommends for final layers
 import keras
 
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
-from fermtl_tf.models.backbones.resnet import build_resnet
+from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.training.multitask import MultiTaskModel
 
 BASELINE_TASKS = ("expression", "landmarks")
@@ -45,7 +45,7 @@ class BaselineModel(MultiTaskModel):
         task: ``"expression"`` or ``"landmarks"``.
         num_classes: expression classes (ignored for landmarks).
         depth, width, stem, sync_batch_norm: see
-            :func:`fermtl_tf.models.backbones.resnet.build_resnet`.
+            :func:`fermtl_tf.backbones.resnet.build_resnet`.
         input_size: side of the square input images (96 in Hu et al. 2018, §4.1).
         task_weight: the task's loss weight (a single task only rescales its loss).
 
@@ -92,11 +92,3 @@ class BaselineModel(MultiTaskModel):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def build_baseline_model(task="expression", num_classes=7, depth=18, width=64, input_size=96,
-                         stem="imagenet", sync_batch_norm=False, task_weight=1.0, name=None):
-    """Build the single-task baseline for ``task`` (see :class:`BaselineModel`)."""
-    return BaselineModel(task=task, num_classes=num_classes, depth=depth, width=width,
-                         input_size=input_size, stem=stem, sync_batch_norm=sync_batch_norm,
-                         task_weight=task_weight, name=name or f"baseline_{task}_resnet{depth}")

@@ -9,7 +9,7 @@ with average pooling over the final 3x3 map of a 96x96 input.
 
 The network maps a task-stacked batch ``(T, B, H, W, 3)`` to pooled features
 ``(T, B, 8 * width)``: slice ``t`` is task ``t``'s network applied to slice ``t`` of the
-input. Its structure and layer names follow ``fermtl_tf.models.backbones.resnet`` (stem,
+input. Its structure and layer names follow ``fermtl_tf.backbones.resnet`` (stem,
 four stages of BasicBlocks, 1x1 projection shortcuts where the shape changes, batch norm
 epsilon 1e-5 / momentum 0.9, He-normal kernels, no conv bias), so a stacked network with
 no sharing holds exactly T plain ResNets.
@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from fermtl_tf.layers import CrossStitch, StackedBatchNormalization, StackedConv2D
-from fermtl_tf.models.backbones.resnet import STAGE_BLOCKS, STEMS
+from fermtl_tf.backbones.resnet import STAGE_BLOCKS, STEMS
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
@@ -163,7 +163,7 @@ def build_stacked_resnet(num_tasks=2, depth=34, width=64, input_shape=(96, 96, 3
 
     Args:
         num_tasks: T.
-        depth, width, stem: as ``fermtl_tf.models.backbones.resnet.build_resnet``.
+        depth, width, stem: as ``fermtl_tf.backbones.resnet.build_resnet``.
         input_shape: (H, W, C) of one task's (normalised) images.
         hard_shared_layers: k of RN(k), a block boundary (see ``hard_sharing_points``).
         kernel_regularizer: e.g. ``TensorTraceNorm``; attached to every stacked main-path

@@ -1,14 +1,14 @@
-"""Config sections of FaceBehaviorNet (Kollias et al., "Distribution Matching for
-Heterogeneous Multi-Task Learning"): tasks ``au``, ``va``, ``identity``, ``attributes``,
-``sharing: {name: facebehaviornet}`` and the relatedness couplings.
+"""Config of FaceBehaviorNet (Kollias et al., "Distribution Matching for Heterogeneous
+Multi-Task Learning"): ``method: {name: facebehaviornet}`` and the relatedness couplings.
 
-Plain dataclasses (no TensorFlow), registered in ``fermtl_tf.training.config`` so that
-configs validate before TensorFlow is imported; the model is
-``fermtl_tf.models.facebehaviornet.FaceBehaviorNet``. Example::
+Plain dataclasses (no TensorFlow), declared in the method's ``SPEC`` so that configs
+validate before TensorFlow is imported; the model is
+``fermtl_tf.methods.facebehaviornet.model.FaceBehaviorNet``. Example::
 
+    method: {name: facebehaviornet}
     backbone: {name: facebehaviornet, width: 64}     # or vgg16 | resnet50 | densenet121
     tasks: {expression: {num_classes: 7}, au: {}, va: {}}
-    sharing: {name: facebehaviornet}
+    sharing: {name: hard}
     coupling:
       name: sca_dm               # none | co_annotation | soft_co_annotation |
                                  # distribution_matching | sca_dm
@@ -21,41 +21,9 @@ from typing import Literal
 
 
 @dataclasses.dataclass
-class AUTask:
-    """17 AU logits -> sigmoid, Eq. 2's per-image BCE over annotated AUs.
-
-    ``au_names``: the model's AU vocabulary (null: ``FACEBEHAVIORNET_AUS``, the 17 AUs of
-    footnote 2). Dataset AU columns are mapped to it by name; AUs a dataset lacks are
-    unlabelled (mask 0) for its images.
-    """
-
-    au_names: list[str] | None = None
-
-
-@dataclasses.dataclass
-class VATask:
-    """Valence and arousal, linear outputs, loss 1 - CCC (Eq. 2)."""
-
-    loss: Literal["ccc"] = "ccc"
-
-
-@dataclasses.dataclass
-class IdentityTask:
-    """Case II (§3.2, Eq. 9): identity logits -> softmax cross entropy."""
-
-    num_classes: int | None = None  # None: max identity in the training data + 1
-
-
-@dataclasses.dataclass
-class AttributesTask:
-    """Case II (§3.2, Eq. 9): attribute logits -> sigmoid, BCE over annotated attributes."""
-
-    num_attributes: int | None = None  # None: the manifest's num_attributes
-
-
-@dataclasses.dataclass
-class FaceBehaviorNetSharing:
-    """Every head pooled from one feature space (§3.3, Fig. 1): hard sharing."""
+class FaceBehaviorNetMethod:
+    """Every head pooled from one shared network (§3.3, Fig. 1); options are the
+    backbone, the tasks and the ``coupling`` section."""
 
     name: str = "facebehaviornet"
 
@@ -94,3 +62,20 @@ COUPLING_LOSSES = {
     "distribution_matching": ("distribution_matching",),
     "sca_dm": ("soft_co_annotation", "distribution_matching"),
 }
+
+
+#: Tasks FaceBehaviorNet has heads for (Case I: expression, au, va; Case II: identity,
+#: attributes).
+TASKS = ("expression", "au", "va", "identity", "attributes")
+
+
+def check(config):
+    """Cross-field rules of FaceBehaviorNet (yields ``(key, message)``)."""
+    if config.sharing.name != "hard":
+        yield "sharing.name", f"method 'facebehaviornet' uses sharing 'hard', got {config.sharing.name!r}"
+    if config.backbone.name == "resnet":
+        yield "backbone.name", ("method 'facebehaviornet' uses backbone facebehaviornet | "
+                                "vgg16 | resnet50 | densenet121")
+    height, width = config.data.image_size
+    if height != width:
+        yield "data.image_size", f"FaceBehaviorNet needs square images, got {[height, width]}"

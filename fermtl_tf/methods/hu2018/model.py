@@ -2,7 +2,7 @@
 
 One model class covers every column of Table 4 (single task, LAF/Tucker/TT soft sharing,
 hard sharing RN(k), cross-stitch; each with or without ADA) through the options of
-``fermtl_tf.models.stacked_resnet.build_stacked_resnet``. Two tasks, in this order:
+``fermtl_tf.methods.hu2018.stacked_resnet.build_stacked_resnet``. Two tasks, in this order:
 
 * task 0, ``expression``: softmax cross-entropy on the expression dataset (LSEMSW);
 * task 1, ``landmarks``: l1 (or l2, Table 6) regression of 68 points normalised to (0, 1)
@@ -36,22 +36,20 @@ functional instance of it (e.g. ``BaselineModel``) exists in the process
 import keras
 import tensorflow as tf
 
-from fermtl_tf.analysis.trace_norm_rate import TraceNormRateLogger
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 from fermtl_tf.layers import GradientReversal
-from fermtl_tf.losses.masked import MaskedSoftmaxCrossEntropy, masked_mean
-from fermtl_tf.models.stacked_resnet import (
+from fermtl_tf.methods.hu2018.config import TASK_ORDER
+from fermtl_tf.losses.masked import MaskedSoftmaxCrossEntropy
+from fermtl_tf.methods.hu2018.stacked_resnet import (
     TaskSlice,
     TileTasks,
     build_stacked_resnet,
     main_path_conv_names,
 )
 from fermtl_tf.regularizers import TensorTraceNorm
-from fermtl_tf.training.config import ConfigError
 from fermtl_tf.training.multitask import MultiTaskModel
+from fermtl_tf.training.weighting import PerSample
 
-#: Task order on the stacked axis; the multi-source batch names its sources the same.
-TASK_ORDER = ("expression", "landmarks")
 LANDMARK_LOSSES = ("l1", "l2")
 
 
@@ -224,7 +222,7 @@ class Hu2018Model(MultiTaskModel):
             error = tf.cast(outputs["landmarks"], tf.float32) - batch["landmarks"]
             per_sample = tf.reduce_mean(tf.square(tf.reshape(error, [tf.shape(error)[0], -1])),
                                         axis=1)
-            losses["landmarks"] = masked_mean(per_sample, batch["landmarks_mask"])
+            losses["landmarks"] = PerSample(per_sample, batch["landmarks_mask"])
         if self.ada:
             losses["ada"] = self.domain_loss(batch["dataset"], outputs["domain_logits"])
         return losses
@@ -243,11 +241,6 @@ class Hu2018Model(MultiTaskModel):
             return self.network.get_layer(name)
         except ValueError:
             return None
-
-    def experiment_callbacks(self, output_dir):
-        """Callbacks ``run_experiment`` adds: the per-epoch trace norm rate (Fig. 3a/3b)."""
-        method = (self.trace_norm or {}).get("method", "laf")
-        return [TraceNormRateLogger(output_dir, method=method)]
 
     def get_config(self):
         return {
@@ -270,43 +263,3 @@ class Hu2018Model(MultiTaskModel):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def build_hu2018_model(config):
-    """The ``sharing: {name: stacked}`` builder for ``run_experiment`` (an ExperimentConfig)."""
-    if sorted(config.tasks) != sorted(TASK_ORDER):
-        raise ConfigError(f"tasks: sharing 'stacked' (Hu et al. 2018) trains exactly "
-                          f"{list(TASK_ORDER)}, got {sorted(config.tasks)}")
-    names = [s.name or s.folder.rstrip("/").split("/")[-1] for s in config.data.train]
-    if len(names) > 1 and names[0] != "expression":
-        raise ConfigError(f"data.train: list the source named 'expression' first (its manifest "
-                          f"gives the vocabulary), then 'landmarks'; got {names}")
-    height, width = config.data.image_size
-    if height != width:
-        raise ConfigError(f"data.image_size: the stacked ResNet needs square images, "
-                          f"got {list(config.data.image_size)}")
-    if config.backbone.sync_batch_norm:
-        raise ConfigError("backbone.sync_batch_norm: the stacked batch norm of sharing "
-                          "'stacked' keeps per-replica statistics; set it to false")
-    if config.coupling.name not in ("none", "ada"):
-        raise ConfigError(f"coupling.name: sharing 'stacked' supports 'none' or 'ada', "
-                          f"got {config.coupling.name!r}")
-    sharing, coupling = config.sharing, config.coupling
-    trace_norm = None
-    if sharing.trace_norm is not None:
-        trace_norm = dict(vars(sharing.trace_norm))
-    ada = None
-    if coupling.name == "ada":
-        ada = {"weight": coupling.weight, "reversal_scale": coupling.reversal_scale,
-               "hidden_units": list(coupling.hidden_units)}
-    try:
-        return Hu2018Model(
-            num_classes=config.tasks["expression"].num_classes, depth=config.backbone.depth,
-            width=config.backbone.width, input_size=height, stem=config.backbone.stem,
-            trace_norm=trace_norm, hard_shared_layers=sharing.hard_shared_layers,
-            cross_stitch=sharing.cross_stitch, ada=ada,
-            landmarks_loss=config.tasks["landmarks"].loss,
-            task_weights={t: config.task_weight(t) for t in TASK_ORDER},
-            implementation=sharing.implementation, name="hu2018")
-    except ValueError as error:
-        raise ConfigError(f"sharing: {error}") from None

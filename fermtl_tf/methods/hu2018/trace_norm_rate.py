@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from fermtl_tf.layers import StackedConv2D
-from fermtl_tf.models.stacked_resnet import main_path_conv_names
+from fermtl_tf.methods.hu2018.stacked_resnet import main_path_conv_names
 from fermtl_tf.regularizers import tensor_trace_norm
 
 CSV_NAME = "trace_norm_rate.csv"

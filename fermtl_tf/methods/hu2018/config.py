@@ -1,9 +1,11 @@
-"""Config sections of Hu et al. 2018: ``sharing: {name: stacked}`` and ``coupling: {name: ada}``.
+"""Config of Hu et al. 2018: ``method: {name: hu2018}``, ``sharing: {name: stacked}`` and
+``coupling: {name: ada}``.
 
-Plain dataclasses (no TensorFlow), registered in ``fermtl_tf.training.config.VARIANTS`` so
-that configs validate before TensorFlow is imported; the model is
-``fermtl_tf.models.hu2018.Hu2018Model``. Example::
+Plain dataclasses (no TensorFlow), declared in the method's ``SPEC`` so that configs
+validate before TensorFlow is imported; the model is
+``fermtl_tf.methods.hu2018.model.Hu2018Model``. Example::
 
+    method: {name: hu2018}
     sharing:
       name: stacked
       trace_norm: {method: laf, strength: 1.0e-3, svd: exact}   # or null (no trace norm)
@@ -60,3 +62,34 @@ class AdaCoupling:
     weight: float = 1.0
     reversal_scale: float = 1.0
     hidden_units: list[int] = dataclasses.field(default_factory=lambda: [128, 64])
+
+
+@dataclasses.dataclass
+class Hu2018Method:
+    """Two stacked task networks, expression then landmarks (§2.2, §2.4); its options are
+    the ``sharing`` (stacked) and ``coupling`` (none | ada) sections."""
+
+    name: str = "hu2018"
+
+
+#: Task order on the stacked axis; the multi-source batch names its sources the same.
+TASK_ORDER = ("expression", "landmarks")
+
+
+def check(config):
+    """Cross-field rules of Hu et al. 2018 (yields ``(key, message)``)."""
+    if sorted(config.tasks) != sorted(TASK_ORDER):
+        yield "tasks", (f"method 'hu2018' trains exactly {list(TASK_ORDER)}, "
+                        f"got {sorted(config.tasks)}")
+    if config.sharing.name != "stacked":
+        yield "sharing.name", f"method 'hu2018' uses sharing 'stacked', got {config.sharing.name!r}"
+    if config.coupling.name not in ("none", "ada"):
+        yield "coupling.name", (f"method 'hu2018' supports coupling 'none' or 'ada', "
+                                f"got {config.coupling.name!r}")
+    if config.backbone.sync_batch_norm:
+        yield "backbone.sync_batch_norm", ("the stacked batch norm keeps per-replica "
+                                           "statistics; set it to false")
+    names = [s.name or s.folder.rstrip("/").split("/")[-1] for s in config.data.train]
+    if len(names) > 1 and names[0] != "expression":
+        yield "data.train", (f"list the source named 'expression' first (its manifest gives "
+                             f"the vocabulary), then 'landmarks'; got {names}")

@@ -1,1 +1,0 @@
-"""Analysis tools of the papers' figures (Hu et al. 2018 Fig. 3: trace norm rate, t-SNE)."""

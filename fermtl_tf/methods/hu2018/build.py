@@ -1,0 +1,37 @@
+"""Builder and training hooks of Hu et al. 2018 from an experiment config."""
+
+from fermtl_tf.errors import ConfigError
+from fermtl_tf.methods.hu2018.config import TASK_ORDER
+from fermtl_tf.methods.hu2018.model import Hu2018Model
+from fermtl_tf.methods.hu2018.trace_norm_rate import TraceNormRateLogger
+
+
+def build_model(config, data):
+    """``Hu2018Model`` for ``config`` (the cross-field rules are checked by ``config.check``)."""
+    height, width = config.data.image_size
+    if height != width:
+        raise ConfigError(f"data.image_size: the stacked ResNet needs square images, "
+                          f"got {list(config.data.image_size)}")
+    sharing, coupling = config.sharing, config.coupling
+    trace_norm = None if sharing.trace_norm is None else dict(vars(sharing.trace_norm))
+    ada = None
+    if coupling.name == "ada":
+        ada = {"weight": coupling.weight, "reversal_scale": coupling.reversal_scale,
+               "hidden_units": list(coupling.hidden_units)}
+    try:
+        return Hu2018Model(
+            num_classes=config.tasks["expression"].num_classes, depth=config.backbone.depth,
+            width=config.backbone.width, input_size=height, stem=config.backbone.stem,
+            trace_norm=trace_norm, hard_shared_layers=sharing.hard_shared_layers,
+            cross_stitch=sharing.cross_stitch, ada=ada,
+            landmarks_loss=config.tasks["landmarks"].loss,
+            task_weights={t: config.task_weight(t) for t in TASK_ORDER},
+            implementation=sharing.implementation, name="hu2018")
+    except ValueError as error:
+        raise ConfigError(f"sharing: {error}") from None
+
+
+def callbacks(model, config, output_dir):
+    """The per-epoch trace norm rate of every stacked layer (Fig. 3a/3b)."""
+    method = (model.trace_norm or {}).get("method", "laf")
+    return [TraceNormRateLogger(output_dir, method=method)]

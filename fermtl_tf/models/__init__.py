@@ -1,1 +1,0 @@
-"""Models: backbones and one module per method (``baseline`` = single-task ResNet)."""
