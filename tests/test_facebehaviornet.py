@@ -207,6 +207,7 @@ def test_config_accepts_facebehaviornet_sections():
     config = parse_config({
         "output_dir": "runs/x", "data": {"train": [{"folder": "d", "keep_tasks": ["va"]}]},
         "backbone": {"name": "facebehaviornet", "width": 8},
-        "tasks": {"expression": {}, "au": {}, "va": {}}, "sharing": {"name": "facebehaviornet"},
+        "tasks": {"expression": {}, "au": {}, "va": {}}, "method": {"name": "facebehaviornet"},
+        "sharing": {"name": "hard"},
         "coupling": {"name": "sca_dm", "source": "affwild2"}})
     assert config.coupling.source == "affwild2" and config.data.train[0].keep_tasks == ["va"]

@@ -279,6 +279,7 @@ def experiment_config(tmp_path, expression, landmarks, **extra):
                  "image_size": [SIZE, SIZE]},
         "backbone": {"depth": 18, "width": 4, "stem": "compact"},
         "tasks": {"expression": {}, "landmarks": {}},
+        "method": {"name": "hu2018"},
         "sharing": {"name": "stacked", "trace_norm": {"method": "laf", "strength": 1e-3}},
         "coupling": {"name": "ada", "weight": 0.5},
         "optimizer": {"name": "sgd", "learning_rate": 0.01}, "epochs": 1, **extra,
@@ -324,14 +325,14 @@ def test_init_from_loads_the_networks_and_keeps_a_mismatched_head_fresh(tmp_path
 
 def test_stacked_config_rejects_a_hard_sharing_point_inside_a_block(tmp_path):
     from fermtl_tf.experiments.config import ConfigError, parse_config
-    from fermtl_tf.experiments.experiment import MODEL_BUILDERS
+    from fermtl_tf.methods.hu2018.build import build_model
 
     raw = experiment_config(tmp_path, "unused", "unused")
     raw["sharing"] = {"name": "stacked", "hard_shared_layers": 5}
     config = parse_config(raw)
     config.tasks["expression"].num_classes = 5
     with pytest.raises(ConfigError, match="sharing: hard_shared_layers.*block boundary"):
-        MODEL_BUILDERS["stacked"](config)
+        build_model(config, data=None)
 
 
 def test_stacked_config_text_validates_trace_norm_and_ada_sections():
@@ -341,6 +342,7 @@ def test_stacked_config_text_validates_trace_norm_and_ada_sections():
         output_dir: x
         data: {train: [{folder: a, name: expression}, {folder: b, name: landmarks}]}
         tasks: {expression: {num_classes: 13}, landmarks: {loss: l2}}
+        method: {name: hu2018}
         sharing: {name: stacked, trace_norm: {method: tt, strength: 1e-4, svd: randomized}}
         coupling: {name: ada, weight: 0.1, reversal_scale: 2}
     """))

@@ -275,7 +275,7 @@ def test_fermtl_train_runs_a_config_end_to_end(tmp_path, capsys):
 
     write_prepared_folder(tmp_path / "data")
     config = {
-        "output_dir": "unused", "seed": 0,
+        "output_dir": "unused", "seed": 0, "method": {"name": "baseline"},
         "data": {"train": [{"folder": str(tmp_path / "data"), "batch_size": 4}],
                  "validation": [{"folder": str(tmp_path / "data"), "split": "val",
                                  "batch_size": 4}],
