@@ -185,6 +185,9 @@ class ExperimentConfig:
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit_compile: bool = False
     init_from: str | None = None  # .keras model whose matching weights start the training
+    # Ordered input pipelines (same batches in the same order every run; parallel map and
+    # interleave keep their order, at some throughput cost).
+    deterministic: bool = False
 
     def task_weight(self, task):
         """The fixed weight of ``task`` (1.0 when the weighting section omits it)."""

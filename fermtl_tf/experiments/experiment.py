@@ -129,7 +129,8 @@ def make_datasets(config, sources, training, repeat):
         return make_dataset(**_source_kwargs(sources[0]), image_size=data.image_size,
                             training=training, normalization=data.normalization,
                             shuffle_buffer=data.shuffle_buffer, seed=config.seed,
-                            repeat=repeat, drop_remainder=training)
+                            deterministic=config.deterministic, repeat=repeat,
+                            drop_remainder=training)
     named = {source_name(s): {**_source_kwargs(s), "shuffle_buffer": data.shuffle_buffer}
              for s in sources}
     if len(named) != len(sources):
@@ -137,6 +138,7 @@ def make_datasets(config, sources, training, repeat):
     steps = config.steps_per_epoch if training else config.validation_steps
     return make_multi_source_dataset(named, image_size=data.image_size, training=training,
                                      normalization=data.normalization, seed=config.seed,
+                                     deterministic=config.deterministic,
                                      steps_per_epoch=steps)
 
 
@@ -237,13 +239,15 @@ def _as_config(config_or_path, overrides):
     return parse_config(apply_overrides(raw, overrides, source), source), source
 
 
-def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="auto"):
+def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="auto",
+                   callbacks=()):
     """Train the experiment described by a config (path, dict or ExperimentConfig).
 
     ``overrides`` are ``key.sub=value`` strings (as ``fermtl-train --set``);
     ``output_dir`` replaces the config's. Writes ``config.yaml`` (resolved),
     checkpoints, logs, ``history.csv`` and ``model.keras`` into the output directory;
-    rerunning an interrupted run resumes it.
+    rerunning an interrupted run resumes it. ``callbacks`` are extra Keras callbacks, run
+    after the experiment's and the method's own.
     """
     config, source = _as_config(config_or_path, overrides)
     if output_dir is not None:
@@ -275,8 +279,8 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
                           validation_data=validation_data,
                           steps_per_epoch=config.steps_per_epoch,
                           validation_steps=config.validation_steps,
-                          callbacks=method_callbacks(model, config, output)
-                          if method_callbacks else (),
+                          callbacks=[*(method_callbacks(model, config, output)
+                                       if method_callbacks else ()), *callbacks],
                           verbose=verbose)
     model_path = output / "model.keras"
     model.save(model_path)

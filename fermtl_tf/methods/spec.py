@@ -37,6 +37,8 @@ class MethodSpec:
             ``distribution_matching``, ...), which ``weighting.weights`` may set.
         check: TF-free ``check(config)`` yielding ``(key, message)`` for each cross-field
             rule the config breaks (run by config validation; the first is reported).
+        smoke_config: a tiny config (raw dict) whose data folders are ``"$SYNTHFACE"``:
+            what ``tests/conformance`` trains, saves, resumes and exports for the method.
     """
 
     name: str
@@ -48,6 +50,7 @@ class MethodSpec:
     variants: dict = dataclasses.field(default_factory=dict)
     losses: tuple = ()
     check: object = None
+    smoke_config: dict = None
     compile_kwargs: str | None = None
     callbacks: str | None = None
     serving_model: str | None = None

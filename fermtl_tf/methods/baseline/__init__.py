@@ -1,6 +1,6 @@
 """Single-task ResNet baseline (Hu et al. 2018, Table 4 "RN"): one backbone, one head."""
 
-from fermtl_tf.methods.baseline.config import BaselineMethod, check
+from fermtl_tf.methods.baseline.config import SMOKE_CONFIG, BaselineMethod, check
 from fermtl_tf.methods.spec import MethodSpec
 
 SPEC = MethodSpec(
@@ -11,4 +11,5 @@ SPEC = MethodSpec(
     summary="single-task ResNet-18/34 baseline (expression or landmarks)",
     paper="hu2018_trace_norm_mtl_ada_lsemsw.md (Table 4, RN)",
     check=check,
+    smoke_config=SMOKE_CONFIG,
 )

@@ -24,3 +24,16 @@ def check(config):
                                        f"the baseline uses l1")
     if config.backbone.name != "resnet":
         yield "backbone.name", f"method 'baseline' uses backbone 'resnet', got {config.backbone.name!r}"
+
+
+#: A tiny run on a SynthFace folder (``$SYNTHFACE``): what the conformance tests train.
+SMOKE_CONFIG = {
+    "method": {"name": "baseline"},
+    "data": {"train": [{"folder": "$SYNTHFACE", "batch_size": 4}],
+             "validation": [{"folder": "$SYNTHFACE", "split": "val", "batch_size": 4}],
+             "image_size": [32, 32], "shuffle_buffer": 1},
+    "backbone": {"name": "resnet", "depth": 18, "width": 4, "stem": "compact"},
+    "tasks": {"expression": {}},
+    "sharing": {"name": "single_task"},
+    "optimizer": {"name": "adam", "learning_rate": 1e-3},
+}

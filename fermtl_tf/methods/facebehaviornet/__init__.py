@@ -6,6 +6,7 @@ from fermtl_tf.methods.facebehaviornet.config import (
     TASKS,
     FaceBehaviorNetMethod,
     RelatednessCoupling,
+    SMOKE_CONFIG,
     check,
 )
 from fermtl_tf.methods.spec import MethodSpec
@@ -21,5 +22,6 @@ SPEC = MethodSpec(
     variants={"coupling": {name: RelatednessCoupling for name in COUPLING_LOSSES}},
     losses=("soft_co_annotation", "distribution_matching"),
     check=check,
+    smoke_config=SMOKE_CONFIG,
     export_metadata="fermtl_tf.methods.facebehaviornet.build:export_metadata",
 )

@@ -79,3 +79,19 @@ def check(config):
     height, width = config.data.image_size
     if height != width:
         yield "data.image_size", f"FaceBehaviorNet needs square images, got {[height, width]}"
+
+
+#: A tiny run on a SynthFace folder (``$SYNTHFACE``): what the conformance tests train.
+SMOKE_CONFIG = {
+    "method": {"name": "facebehaviornet"},
+    "data": {"train": [
+        {"folder": "$SYNTHFACE", "name": "va", "batch_size": 4, "keep_tasks": ["va"]},
+        {"folder": "$SYNTHFACE", "name": "au", "batch_size": 4, "keep_tasks": ["au"]},
+        {"folder": "$SYNTHFACE", "name": "expr", "batch_size": 4, "keep_tasks": ["expression"]}],
+        "image_size": [32, 32], "shuffle_buffer": 1},
+    "backbone": {"name": "facebehaviornet", "width": 4},
+    "tasks": {"va": {}, "au": {}, "expression": {}},
+    "sharing": {"name": "hard"},
+    "coupling": {"name": "sca_dm", "source": "cognitive"},
+    "optimizer": {"name": "momentum", "learning_rate": 0.01},
+}

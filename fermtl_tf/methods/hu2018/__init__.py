@@ -5,6 +5,7 @@ from fermtl_tf.methods.hu2018.config import (
     AdaCoupling,
     Hu2018Method,
     StackedSharing,
+    SMOKE_CONFIG,
     check,
 )
 from fermtl_tf.methods.spec import MethodSpec
@@ -19,5 +20,6 @@ SPEC = MethodSpec(
     variants={"sharing": {"stacked": StackedSharing}, "coupling": {"ada": AdaCoupling}},
     losses=("ada",),
     check=check,
+    smoke_config=SMOKE_CONFIG,
     callbacks="fermtl_tf.methods.hu2018.build:callbacks",
 )

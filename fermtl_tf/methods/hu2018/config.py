@@ -93,3 +93,17 @@ def check(config):
     if len(names) > 1 and names[0] != "expression":
         yield "data.train", (f"list the source named 'expression' first (its manifest gives "
                              f"the vocabulary), then 'landmarks'; got {names}")
+
+
+#: A tiny run on a SynthFace folder (``$SYNTHFACE``): what the conformance tests train.
+SMOKE_CONFIG = {
+    "method": {"name": "hu2018"},
+    "data": {"train": [{"folder": "$SYNTHFACE", "name": "expression", "batch_size": 4},
+                       {"folder": "$SYNTHFACE", "name": "landmarks", "batch_size": 4}],
+             "image_size": [32, 32], "shuffle_buffer": 1},
+    "backbone": {"name": "resnet", "depth": 18, "width": 4, "stem": "compact"},
+    "tasks": {"expression": {}, "landmarks": {}},
+    "sharing": {"name": "stacked", "trace_norm": {"method": "laf", "strength": 1e-3}},
+    "coupling": {"name": "ada", "weight": 0.5},
+    "optimizer": {"name": "momentum", "learning_rate": 0.01},
+}
