@@ -122,7 +122,7 @@ def test_class_sets_without_contempt_leave_contempt_out_and_count_it(tmp_path, c
 
 def test_basic8_keeps_contempt_with_an_index_after_neutral(tmp_path):
     manifest, records = _prepare_two_sequences(tmp_path, "--classes", "basic8")
-    assert sorted(int(r["expression"]) for r in records) == [1] * 3 + [7] * 3
+    assert sorted(BASIC8[r["expression"]] for r in records) == ["anger"] * 3 + ["contempt"] * 3
     assert manifest["source_info"]["other_classes"] == {}
 
 
