@@ -5,6 +5,7 @@ import pytest
 
 from fermtl_tf.cli.prep import main
 from fermtl_tf.data import tfrecord
+from fermtl_tf.data.pipeline import count_records, make_dataset
 from fermtl_tf.data.schema import decode_example
 from fermtl_tf.data.synthface.layouts.ckplus import write_ckplus
 from fermtl_tf.knowledge.vocabularies import BASIC6, BASIC7, BASIC8, CKPLUS7
@@ -18,12 +19,18 @@ def read_records(out):
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckplus")
     truth = write_ckplus(root / "raw", nest_emotion=True, plant_bad=True)
     assert main(["ckplus", "--root", str(root / "raw"), "--out", str(root / "out"), "--quiet",
                  "--crop-from", "landmarks", "--size", "64"]) == 0
-    return truth, *read_records(root / "out")
+    return truth, root / "out"
+
+
+@pytest.fixture(scope="module")
+def prepared(prepared_folder):
+    truth, out = prepared_folder
+    return truth, *read_records(out)
 
 
 def _sequence(truth, record):
@@ -140,3 +147,16 @@ def test_neutral_first_needs_a_class_set_with_neutral(tmp_path, capsys):
     assert main(["ckplus", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
                  "--quiet", "--neutral-first"]) != 0
     assert "--classes ckplus7 has none" in capsys.readouterr().err
+
+
+def test_the_reader_selects_the_prepared_folds_as_unassigned_records(prepared, prepared_folder):
+    _, _, records = prepared
+    out = str(prepared_folder[1])
+    for fold in sorted({int(r["fold"]) for r in records}):
+        dataset = make_dataset(out, split="unassigned", folds=fold, batch_size=8,
+                               image_size=(16, 16), training=False, keep_metadata=True)
+        got = sorted(i for batch in dataset for i in batch["image_id"].numpy())
+        assert got == sorted(r["image_id"] for r in records if r["fold"] == fold)
+        assert count_records(out, "unassigned", exclude_folds=fold) == len(records) - len(got)
+    with pytest.raises(ValueError, match="'unassigned'.*folds / exclude_folds"):
+        make_dataset(out, split="train")
