@@ -5,9 +5,10 @@ import pytest
 
 from fermtl_tf.cli.prep import main
 from fermtl_tf.data import tfrecord
+from fermtl_tf.data.pipeline import count_records, make_dataset
 from fermtl_tf.data.schema import decode_example
 from fermtl_tf.data.synthface.layouts.ckplus import write_ckplus
-from fermtl_tf.knowledge.vocabularies import BASIC7, BASIC8
+from fermtl_tf.knowledge.vocabularies import BASIC6, BASIC7, BASIC8, CKPLUS7
 
 
 def read_records(out):
@@ -18,12 +19,18 @@ def read_records(out):
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckplus")
     truth = write_ckplus(root / "raw", nest_emotion=True, plant_bad=True)
     assert main(["ckplus", "--root", str(root / "raw"), "--out", str(root / "out"), "--quiet",
                  "--crop-from", "landmarks", "--size", "64"]) == 0
-    return truth, *read_records(root / "out")
+    return truth, root / "out"
+
+
+@pytest.fixture(scope="module")
+def prepared(prepared_folder):
+    truth, out = prepared_folder
+    return truth, *read_records(out)
 
 
 def _sequence(truth, record):
@@ -47,11 +54,13 @@ def test_planted_bad_image_and_emotion_file_are_reported(prepared):
     assert sum("_emotion.txt line 1" in r for r in reasons) == 3
 
 
-def test_expressions_follow_the_ckplus_codes_in_basic8(prepared):
+def test_expressions_follow_the_ckplus_codes_in_ckplus7(prepared):
     truth, manifest, records = prepared
-    assert manifest["vocabulary_name"] == "basic8"
+    assert manifest["vocabulary_name"] == "ckplus7"
+    assert manifest["vocabularies"]["expression"] == [
+        "anger", "disgust", "fear", "happiness", "sadness", "surprise", "contempt"]
     for record in records:
-        assert record["expression"] == BASIC8.index(_sequence(truth, record)["expression"])
+        assert record["expression"] == CKPLUS7.index(_sequence(truth, record)["expression"])
 
 
 def test_facs_aus_and_intensities_match_the_written_file(prepared):
@@ -100,12 +109,54 @@ def test_no_identity_in_two_folds(prepared):
     assert set(folds) == {5, 10, 15}
 
 
-def test_six_classes_drop_contempt(tmp_path):
+def _prepare_two_sequences(tmp_path, *options):
+    """One subject, an anger and a contempt sequence of 3 frames, prepared with ``options``."""
     truth = write_ckplus(tmp_path / "raw", num_subjects=1, frames_per_sequence=3,
                          unlabelled_sequences=0)
-    assert main(["ckplus", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
-                 "--quiet", "--crop-from", "landmarks", "--size", "32", "--classes", "6"]) == 0
-    manifest, records = read_records(tmp_path / "out")
-    assert manifest["vocabulary_name"] == "basic7"
     assert [t["expression"] for t in truth] == ["anger", "contempt"]
-    assert [BASIC7[r["expression"]] for r in records] == ["anger"] * 3
+    assert main(["ckplus", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
+                 "--quiet", "--crop-from", "landmarks", "--size", "32", *options]) == 0
+    return read_records(tmp_path / "out")
+
+
+@pytest.mark.parametrize("classes, names", [("basic7", BASIC7), ("basic6", BASIC6)])
+def test_class_sets_without_contempt_leave_contempt_out_and_count_it(tmp_path, classes, names):
+    manifest, records = _prepare_two_sequences(tmp_path, "--classes", classes)
+    assert manifest["vocabulary_name"] == classes
+    assert [names[r["expression"]] for r in records] == ["anger"] * 3
+    assert manifest["source_info"]["other_classes"] == {"contempt": 3}
+
+
+def test_basic8_keeps_contempt_with_an_index_after_neutral(tmp_path):
+    manifest, records = _prepare_two_sequences(tmp_path, "--classes", "basic8")
+    assert sorted(BASIC8[r["expression"]] for r in records) == ["anger"] * 3 + ["contempt"] * 3
+    assert manifest["source_info"]["other_classes"] == {}
+
+
+def test_other_classes_leave_whole_sequences_under_frames_all(tmp_path):
+    # only the peak frame carries the label; the unlabelled frames of contempt go too
+    manifest, records = _prepare_two_sequences(tmp_path, "--classes", "basic6",
+                                               "--frames", "all")
+    assert manifest["source_info"]["other_classes"] == {"contempt": 3}
+    assert {r["sequence_id"].decode() for r in records} == {"S005_001"}
+
+
+def test_neutral_first_needs_a_class_set_with_neutral(tmp_path, capsys):
+    write_ckplus(tmp_path / "raw", num_subjects=1, frames_per_sequence=3,
+                 unlabelled_sequences=0)
+    assert main(["ckplus", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
+                 "--quiet", "--neutral-first"]) != 0
+    assert "--classes ckplus7 has none" in capsys.readouterr().err
+
+
+def test_the_reader_selects_the_prepared_folds_as_unassigned_records(prepared, prepared_folder):
+    _, _, records = prepared
+    out = str(prepared_folder[1])
+    for fold in sorted({int(r["fold"]) for r in records}):
+        dataset = make_dataset(out, split="unassigned", folds=fold, batch_size=8,
+                               image_size=(16, 16), training=False, keep_metadata=True)
+        got = sorted(i for batch in dataset for i in batch["image_id"].numpy())
+        assert got == sorted(r["image_id"] for r in records if r["fold"] == fold)
+        assert count_records(out, "unassigned", exclude_folds=fold) == len(records) - len(got)
+    with pytest.raises(ValueError, match="'unassigned'.*folds / exclude_folds"):
+        make_dataset(out, split="train")

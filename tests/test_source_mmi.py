@@ -8,7 +8,7 @@ from fermtl_tf.cli.prep import main
 from fermtl_tf.data import tfrecord
 from fermtl_tf.data.schema import decode_example
 from fermtl_tf.data.synthface.layouts.mmi import write_mmi
-from fermtl_tf.knowledge.vocabularies import BASIC7
+from fermtl_tf.knowledge.vocabularies import BASIC6
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +47,10 @@ def test_malformed_session_xml_is_reported_for_its_frames(prepared):
 
 def test_emotion_and_aus_follow_the_xml(prepared):
     _, truth, manifest, records = prepared
+    assert manifest["vocabulary_name"] == "basic6"
     for record in records:
         session = _session(truth, record)
-        assert BASIC7[record["expression"]] == session["expression"]
+        assert BASIC6[record["expression"]] == session["expression"]
         frame = int(record["frame_index"]) + 1
         for k, name in enumerate(manifest["au_names"]):
             first, last = session["aus"].get(int(name[2:]), (0, -1))

@@ -7,7 +7,7 @@ from fermtl_tf.data import tfrecord
 from fermtl_tf.data.schema import decode_example
 from fermtl_tf.data.sources import get_source
 from fermtl_tf.data.synthface.layouts.multipie import write_multipie
-from fermtl_tf.knowledge.vocabularies import BASIC7
+from fermtl_tf.knowledge.vocabularies import BASIC7, MULTIPIE4
 
 #: Written cameras' yaw (Multi-PIE: 05_1 frontal, 04_1 at 30 degrees, 20_0 at 60 degrees).
 YAW = {"05_1": 0, "04_1": 30, "20_0": 60}
@@ -79,3 +79,14 @@ def test_a_wider_yaw_limit_keeps_the_60_degree_camera(tmp_path):
                                       str(tmp_path / "o"), "--max-yaw", "60"])
     kept = {f.image_id for f in get_source("multipie").load(args).inputs}
     assert kept == {p for p, t in truth.items() if t["expression"] in KEPT}
+
+
+def test_classes_multipie4_gives_a_four_class_vocabulary(tmp_path):
+    truth = write_multipie(tmp_path, num_subjects=1, layout="tree")
+    args = build_parser().parse_args(["multipie", "--root", str(tmp_path), "--out",
+                                      str(tmp_path / "o"), "--classes", "multipie4"])
+    dataset = get_source("multipie").load(args)
+    assert dataset.vocabulary_name == "multipie4" and len(dataset.vocabulary) == 4
+    assert {f.image_id for f in dataset.inputs} == selected(truth)
+    assert all(MULTIPIE4[f.expression] == KEPT[truth[f.image_id]["expression"]]
+               for f in dataset.inputs)

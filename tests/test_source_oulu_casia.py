@@ -2,11 +2,12 @@
 
 import pytest
 
-from fermtl_tf.cli.prep import main
+from fermtl_tf.cli.prep import build_parser, main
 from fermtl_tf.data import tfrecord
 from fermtl_tf.data.schema import decode_example
+from fermtl_tf.data.sources import get_source
 from fermtl_tf.data.synthface.layouts.oulu_casia import write_oulu_casia
-from fermtl_tf.knowledge.vocabularies import BASIC7
+from fermtl_tf.knowledge.vocabularies import BASIC6, BASIC7
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +39,12 @@ def test_truncated_frame_is_the_reported_skip(prepared):
 
 
 def test_label_is_the_expression_folder_and_frames_are_the_last_three(prepared):
-    truth, _, records = prepared
+    truth, manifest, records = prepared
+    assert manifest["vocabulary_name"] == "basic6"
     for record in records:
         subject, folder, name = record["image_id"].decode().split("/")
         sequence = next(t for t in truth if (t["subject"], t["folder"]) == (subject, folder))
-        assert BASIC7[record["expression"]] == sequence["expression"]
+        assert BASIC6[record["expression"]] == sequence["expression"]
         assert name in sequence["frames"][-3:]
 
 
@@ -60,3 +62,15 @@ def test_missing_lighting_folder_is_an_error_naming_it(tmp_path, capsys):
     assert main(["oulu_casia", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "o"),
                  "--lighting", "Dark"]) == 2
     assert "OriginalImg/VL/Dark" in capsys.readouterr().err
+
+
+def test_classes_basic7_writes_the_same_labels_in_the_seven_class_vocabulary(tmp_path):
+    truth = write_oulu_casia(tmp_path / "raw", num_subjects=1, frames_per_sequence=3)
+    args = build_parser().parse_args(["oulu_casia", "--root", str(tmp_path / "raw"), "--out",
+                                      str(tmp_path / "o"), "--classes", "basic7"])
+    dataset = get_source("oulu_casia").load(args)
+    assert dataset.vocabulary_name == "basic7" and dataset.vocabulary == BASIC7
+    by_folder = {t["folder"]: t["expression"] for t in truth}
+    assert [BASIC7[f.expression] for f in dataset.inputs] == [
+        by_folder[f.image_id.split("/")[1]] for f in dataset.inputs]
+    assert dataset.info["other_classes"] == {}

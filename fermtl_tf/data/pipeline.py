@@ -12,6 +12,14 @@ Order of operations (per element unless noted)::
            -> zip with a per-element random seed -> decode, landmarks to (0, 1),
               augment + resize -> batch -> normalise (vectorised) -> prefetch
 
+Selection: ``split`` (a name, a list of names, or None for all) and ``folds`` /
+``exclude_folds`` (ints) select records, the same way for training and evaluation. The
+importers of cross-validation datasets (CK+, Oulu-CASIA, MMI) write no split, only
+folds; the manifest counts those records under :data:`UNASSIGNED_SPLIT`, and that name
+selects them here. A selection that matches no record is an error naming the folder
+and what it holds. :func:`fermtl_tf.data.protocols.fold_roles` gives the train,
+validation and test folds of one round of k-fold cross-validation.
+
 Randomness: every augmentation is stateless and takes its seed from a
 ``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`` stream zipped with the
 elements, so the seed of an element is a function of (seed, epoch, element index). With
@@ -33,6 +41,9 @@ NORMALIZATION_MODES = ("minus_one_one", "zero_one", "per_image", "none")
 
 #: Manifest keys the reader needs.
 REQUIRED_MANIFEST_KEYS = ("num_aus", "num_attributes", "image_size", "au_names", "shards")
+
+#: Name under which the manifest counts records written without a split (``split=""``).
+UNASSIGNED_SPLIT = "unassigned"
 
 #: Features kept only with ``keep_metadata=True`` (evaluation, sequence protocols).
 METADATA_FEATURES = ("image_id", "sequence_id", "source", "split", "frame_index", "fold")
@@ -144,20 +155,46 @@ def _as_augment_config(augment):
     )
 
 
+def available_folds(manifest):
+    """Sorted fold numbers the manifest counts (``manifest["folds"]``), [] if it counts none."""
+    folds = manifest.get("folds")
+    return sorted(int(fold) for fold in folds) if isinstance(folds, dict) else []
+
+
+def _holdings(manifest):
+    """What a folder holds, for error messages: ``splits: [...]`` and ``folds: [...]``."""
+    text = f"splits: {sorted(manifest.get('splits') or {})}"
+    folds = available_folds(manifest)
+    return f"{text}; folds: {folds}" if folds else text
+
+
 def _requested_splits(split, manifest, folder):
-    """Normalise ``split`` to a tuple (or None) and check it against the manifest."""
+    """Normalise ``split`` to a tuple of names (or None) and check it against the manifest."""
     if split is None:
         return None
     splits = (split,) if isinstance(split, str) else tuple(split)
+    if not splits or not all(isinstance(name, str) for name in splits):
+        raise ValueError(f"{folder}: split must be a name, a list of names or None, "
+                         f"got {split!r}")
     known = manifest.get("splits")
     if isinstance(known, dict):
         unknown = [name for name in splits if name not in known]
         if unknown:
-            raise ValueError(
-                f"split(s) {unknown} not in {os.path.join(folder, 'manifest.json')} "
-                f"(splits: {sorted(known)})"
-            )
+            hint = ""
+            if set(known) == {UNASSIGNED_SPLIT}:
+                hint = (f"; this cross-validation dataset has folds but no splits: select "
+                        f"split {UNASSIGNED_SPLIT!r} (or none) with folds / exclude_folds")
+            raise ValueError(f"split(s) {unknown} not in {os.path.join(folder, 'manifest.json')} "
+                             f"({_holdings(manifest)}){hint}")
     return splits
+
+
+def _record_split_values(splits):
+    """The ``split`` feature values of the named splits: the unassigned name matches ""."""
+    values = list(splits)
+    if UNASSIGNED_SPLIT in values:
+        values.append("")
+    return values
 
 
 def _shard_paths(folder, manifest):
@@ -170,31 +207,74 @@ def _shard_paths(folder, manifest):
     return paths
 
 
-def _fold_list(name, folds):
-    """None, or a tuple of ints from an int or a list (``folds``/``exclude_folds``)."""
+def _fold_list(name, folds, manifest, folder):
+    """None, or a tuple of ints from an int or a list (``folds``/``exclude_folds``).
+
+    Folds the manifest does not count are an error (a 1-based fold number, a fold of
+    another protocol); -1, the fold of records outside every fold, is always accepted.
+    """
     if folds is None:
         return None
     folds = (folds,) if isinstance(folds, int) else tuple(folds)
     if not all(isinstance(f, int) and not isinstance(f, bool) for f in folds):
         raise ValueError(f"{name} must be an int or a list of ints, got {folds!r}")
+    known = available_folds(manifest)
+    unknown = [f for f in folds if f != -1 and f not in known]
+    if known and unknown:
+        raise ValueError(f"{name} {unknown} not in {os.path.join(folder, 'manifest.json')} "
+                         f"({_holdings(manifest)})")
     return folds
 
 
-def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None):
-    """Number of records of ``split`` in ``folder``: from the manifest, else by a scan.
+def _count_from_manifest(manifest, splits, folds, exclude_folds):
+    """The number of selected records from the manifest's tallies, or None if they cannot tell.
 
-    With ``folds``/``exclude_folds`` (cross-validation protocols) the records are counted
-    by a scan, since the manifest counts splits and folds only separately.
+    The manifest counts splits and folds separately, so a fold selection is counted
+    from it only when the splits selected are all the folder holds.
+    """
+    known = manifest.get("splits")
+    if not isinstance(known, dict):
+        return None
+    if folds is None and exclude_folds is None:
+        return int(sum(known[name] for name in (splits or known)))
+    fold_counts = manifest.get("folds")
+    every_split = splits is None or set(splits) >= set(known)
+    negative = any(f < 0 for f in (folds or ()) + (exclude_folds or ()))
+    if not isinstance(fold_counts, dict) or not every_split or negative:
+        return None
+    counts = {int(fold): int(count) for fold, count in fold_counts.items()}
+    counts[-1] = int(sum(known.values())) - sum(counts.values())
+    kept = set(counts) if folds is None else set(folds)
+    kept -= set(exclude_folds or ())
+    return sum(counts.get(fold, 0) for fold in kept)
+
+
+def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None):
+    """Number of records of ``split`` (and ``folds``, not ``exclude_folds``) in ``folder``.
+
+    From the manifest's tallies where they suffice, else by a scan of the shards.
     """
     manifest = manifest or load_manifest(folder)
     splits = _requested_splits(split, manifest, folder)
-    folds, exclude_folds = _fold_list("folds", folds), _fold_list("exclude_folds", exclude_folds)
-    known = manifest.get("splits")
-    if isinstance(known, dict) and folds is None and exclude_folds is None:
-        return int(sum(known[name] for name in (splits or known)))
+    folds = _fold_list("folds", folds, manifest, folder)
+    exclude_folds = _fold_list("exclude_folds", exclude_folds, manifest, folder)
+    count = _count_from_manifest(manifest, splits, folds, exclude_folds)
+    if count is not None:
+        return count
     records = _parsed_records(folder, manifest, splits, folds=folds,
                               exclude_folds=exclude_folds)
     return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
+def check_selection(folder, split=None, folds=None, exclude_folds=None, manifest=None):
+    """Number of selected records; ValueError naming the folder and its holdings if none."""
+    manifest = manifest or load_manifest(folder)
+    count = count_records(folder, split, manifest, folds, exclude_folds)
+    if count == 0:
+        raise ValueError(
+            f"{folder}: no record of split {split!r} with folds={folds!r}, "
+            f"exclude_folds={exclude_folds!r} ({_holdings(manifest)})")
+    return count
 
 
 def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, folds=None,
@@ -214,7 +294,7 @@ def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, fo
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     if splits is not None:
-        wanted = tf.constant(splits)
+        wanted = tf.constant(_record_split_values(splits))
         records = records.filter(lambda record: tf.reduce_any(tf.equal(record["split"], wanted)))
     if folds is not None:
         kept = tf.constant(folds, tf.int64)
@@ -260,7 +340,8 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
 
     Args:
         folder: prepared dataset folder (shards + ``manifest.json``).
-        split: split name, list of names, or None for every record.
+        split: split name, list of names, or None for every record; ``"unassigned"``
+            (:data:`UNASSIGNED_SPLIT`) names the records written without a split.
         batch_size: examples per batch.
         image_size: (height, width) the images are resized (or warped) to.
         training: shuffle and apply ``augment``; when False only the centre crop of
@@ -277,9 +358,11 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
         drop_remainder: drop the last incomplete batch (static batch dimension).
         cache: cache the parsed, filtered records (images still encoded) in memory.
         folds: keep only records whose ``fold`` is in this int or list (k-fold protocols,
-            e.g. the test fold of Hu et al. 2018 Table 7); None keeps every fold.
+            e.g. the test fold of Hu et al. 2018 Table 7); None keeps every fold. A fold
+            the manifest does not count is an error.
         exclude_folds: drop records whose ``fold`` is in this int or list (the training
-            folds of a k-fold protocol are ``exclude_folds=[k]``).
+            folds of a k-fold protocol are ``exclude_folds=[k]``, or ``folds=train`` of
+            :func:`fermtl_tf.data.protocols.fold_roles` with a validation fold).
         keep_tasks: None keeps every label; a list of task names (keys of
             :data:`LABEL_TASKS`) marks the labels of all other tasks missing (mask 0).
     """
@@ -291,8 +374,10 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     splits = _requested_splits(split, manifest, folder)
     augment = _as_augment_config(augment)
     image_size = tuple(int(v) for v in image_size)
-    folds, exclude_folds = _fold_list("folds", folds), _fold_list("exclude_folds", exclude_folds)
+    folds = _fold_list("folds", folds, manifest, folder)
+    exclude_folds = _fold_list("exclude_folds", exclude_folds, manifest, folder)
     keep_tasks = _check_keep_tasks(keep_tasks, folder)
+    count = check_selection(folder, split, folds, exclude_folds, manifest)
 
     records = _parsed_records(folder, manifest, splits, shuffle_files=training, seed=seed,
                               folds=folds, exclude_folds=exclude_folds)
@@ -316,7 +401,6 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     if not repeat:
         # Filtering by split hides the length from tf.data; the manifest knows it, and
         # Keras needs it to end an epoch without an "input ran out of data" warning.
-        count = count_records(folder, split, manifest, folds, exclude_folds)
         batches = count // batch_size if drop_remainder else -(-count // batch_size)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
@@ -357,12 +441,8 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
         kwargs.setdefault("split", "train")
         kwargs.setdefault("batch_size", 32)
         if steps_per_epoch is None:
-            count = count_records(kwargs["folder"], kwargs["split"],
-                                  folds=kwargs.get("folds"),
-                                  exclude_folds=kwargs.get("exclude_folds"))
-            if count == 0:
-                raise ValueError(f"source {name!r}: no records of split {kwargs['split']!r} "
-                                 f"in {kwargs['folder']}")
+            count = check_selection(kwargs["folder"], kwargs["split"], kwargs.get("folds"),
+                                    kwargs.get("exclude_folds"))
             steps.append(-(-count // kwargs["batch_size"]))
         datasets[name] = make_dataset(
             image_size=image_size, training=training, normalization=normalization,

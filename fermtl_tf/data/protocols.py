@@ -3,7 +3,9 @@
 Subject-independent k-fold cross-validation (CK+, Oulu-CASIA in Hu et al. 2018 and
 Liu et al. 2017) requires that no identity appears in two folds; sequence datasets
 keep only some frames (the last/peak frames of CK+, one frame in five for LSEMSW).
-Everything here is deterministic: no random numbers, ties broken by sorted order.
+The train / validation / test folds of one round of cross-validation come from
+:func:`fold_roles`. Everything here is deterministic: no random numbers, ties broken by
+sorted order.
 """
 
 from collections import Counter
@@ -36,6 +38,31 @@ def identity_folds(identities, num_folds):
         num_identities[fold] += 1
         num_images[fold] += counts[ident]
     return assignment
+
+
+def fold_roles(num_folds, test_fold, val_folds=1):
+    """``(train folds, validation folds, test folds)`` of one round of k-fold cross-validation.
+
+    The test fold is ``test_fold``; the validation folds are the ``val_folds`` folds that
+    follow it, cyclically (``(test_fold + 1) % num_folds``, ...); the others train, in
+    ascending order. Over the ``num_folds`` rounds every fold is tested once and
+    validates ``val_folds`` times. Liu et al. (2017) Sec. 4.1 on CK+: 8 folds, "data from
+    6 subsets is used for training and the others are used for validation and testing"
+    -> ``fold_roles(8, k)``; which subset validates is not said, the next one is our
+    choice (docs/FIDELITY.md). ``val_folds=0`` is plain k-fold (Zhao Sec. IV-B, Hu
+    Sec. 4.1): train on all other folds, no validation fold.
+    """
+    num_folds, test_fold, val_folds = int(num_folds), int(test_fold), int(val_folds)
+    if num_folds < 2:
+        raise ValueError(f"k-fold cross-validation needs num_folds >= 2, got {num_folds}")
+    if not 0 <= test_fold < num_folds:
+        raise ValueError(f"test_fold must be in 0..{num_folds - 1}, got {test_fold}")
+    if not 0 <= val_folds <= num_folds - 2:
+        raise ValueError(f"val_folds must be in 0..{num_folds - 2} (one fold must remain "
+                         f"for training), got {val_folds}")
+    val = tuple((test_fold + step) % num_folds for step in range(1, val_folds + 1))
+    train = tuple(f for f in range(num_folds) if f != test_fold and f not in val)
+    return train, val, (test_fold,)
 
 
 def select_frames(sequence_ids, frame_indices, mode="all", n=1):

@@ -9,8 +9,9 @@ to compute each name from a model's outputs and the dataset's labels:
 * ``va``: ``ccc_valence``, ``ccc_arousal``
 
 ``protocol`` is ``"split"`` (one fixed test split) or ``"k_fold"`` (the runner
-evaluates one fold's test split; :func:`~fermtl_tf.evaluation.runner.evaluate_folds`
-aggregates the folds). Paper short names: Hu = Hu et al. 2018 (trace norm, LSEMSW),
+evaluates one fold, ``folds=[k]``;
+:func:`~fermtl_tf.evaluation.runner.evaluate_fold_models` evaluates every fold with its
+own model and :func:`~fermtl_tf.evaluation.runner.evaluate_folds` aggregates them). Paper short names: Hu = Hu et al. 2018 (trace norm, LSEMSW),
 Kollias = FaceBehaviorNet, Li = Li et al. 2023 (MML, RAF-CE), Liu = Liu et al. 2017
 ((N+M)-tuple clusters), Zhao = FERSNet.
 """

@@ -1,8 +1,10 @@
 """Write an evaluation's results as JSON, CSV, a Markdown table and a confusion-matrix plot.
 
-Input is the dict returned by :func:`fermtl_tf.evaluation.runner.evaluate_saved_model`.
-The Markdown title comes from the benchmark registry, so SynthFace results always read
-"SynthFace (synthetic) — not a real-face result".
+Input is the dict returned by :func:`fermtl_tf.evaluation.runner.evaluate_saved_model`,
+or for a k-fold protocol the summary of :func:`~fermtl_tf.evaluation.runner.evaluate_fold_models`
+(``folds.json`` and ``folds.md``: mean and standard deviation over folds, every fold's
+value). The Markdown title comes from the benchmark registry, so SynthFace results
+always read "SynthFace (synthetic) — not a real-face result".
 """
 
 import csv
@@ -20,6 +22,8 @@ RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 CONFUSION_PNG = "confusion_matrix.png"
+FOLDS_JSON = "folds.json"
+FOLDS_MD = "folds.md"
 
 
 def to_builtin(value):
@@ -48,13 +52,35 @@ def _metric_task(metric):
     return ""
 
 
+def _selection_text(results):
+    """``split `test`` or ``split `unassigned`, folds [3]``: which records were scored."""
+    split = results.get("split")
+    if split is None:
+        text = "all splits"
+    else:
+        text = "split " + ", ".join(f"`{name}`" for name in
+                                    ([split] if isinstance(split, str) else split))
+    for key in ("folds", "exclude_folds"):
+        if results.get(key) is not None:
+            text += f", {key.replace('_', ' ')} {list(results[key])}"
+    return text
+
+
+def _vote_text(results):
+    vote = results.get("sequence_vote")
+    if not vote:
+        return ""
+    return f" Expression scored per sequence (`{vote}` of its frames' probabilities)."
+
+
 def format_markdown(results):
     """The results as a Markdown document: title, context line, metric table, per-AU table."""
     lines = [
         f"# {results['title']}",
         "",
-        f"Benchmark `{results['benchmark']}`, split `{results['split']}`, "
-        f"{results['num_samples']} samples; model `{results['model_dir']}`.",
+        f"Benchmark `{results['benchmark']}`, {_selection_text(results)}, "
+        f"{results['num_samples']} samples; model `{results['model_dir']}`."
+        + _vote_text(results),
         "",
         "| metric | value | samples |",
         "| --- | --- | --- |",
@@ -118,4 +144,36 @@ def write_report(results, out_dir):
         paths[CONFUSION_PNG] = os.path.join(out_dir, CONFUSION_PNG)
         plot_confusion_matrix(results["confusion_matrix"], results["expression_classes"],
                               paths[CONFUSION_PNG], title=results["title"])
+    return paths
+
+
+def format_folds_markdown(summary):
+    """A k-fold summary as Markdown: mean, population sd and every fold's value per metric."""
+    folds = summary["folds"]
+    lines = [
+        f"# {summary['title']}",
+        "",
+        f"Benchmark `{summary['benchmark']}`, {len(folds)} folds, each fold's model on its "
+        f"fold ({_selection_text(summary)}); mean and population standard deviation over "
+        f"folds." + _vote_text(summary),
+        "",
+        "| metric | mean | sd | " + " | ".join(f"fold {fold}" for fold in folds) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in folds) + " |",
+    ]
+    for metric, values in summary["aggregate"].items():
+        cells = [_format_value(values["mean"]), _format_value(values["std"])]
+        cells += [_format_value(value) for value in values["per_fold"]]
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_folds_report(summary, out_dir):
+    """Write folds.json (the whole summary) and folds.md; return the paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {name: os.path.join(out_dir, name) for name in (FOLDS_JSON, FOLDS_MD)}
+    with open(paths[FOLDS_JSON], "w", encoding="utf-8") as handle:
+        json.dump(to_builtin(summary), handle, indent=2, allow_nan=False, ensure_ascii=False)
+        handle.write("\n")
+    with open(paths[FOLDS_MD], "w", encoding="utf-8") as handle:
+        handle.write(format_folds_markdown(summary))
     return paths

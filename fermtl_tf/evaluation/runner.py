@@ -2,12 +2,18 @@
 
 The model is used only through its serving signature (``docs/ARCHITECTURE.md``):
 ``loaded.serve(images)`` with float32 raw pixels 0-255 at the input size recorded in
-``<model_dir>/fermtl_export.json``. Every metric is computed once over the whole split,
-on the samples whose label mask is 1 (``fermtl_tf.metrics``). A metric that cannot be
-computed (the model lacks the output, or no sample carries the label) is listed under
-``results["skipped"]`` with the reason, never silently dropped.
+``<model_dir>/fermtl_export.json``. The records are selected as for training
+(``split``, ``folds``, ``exclude_folds`` of :func:`fermtl_tf.data.pipeline.make_dataset`).
+Every metric is computed once over the selection, on the samples whose label mask is 1
+(``fermtl_tf.metrics``); with ``sequence_vote`` the expression metrics are computed per
+sequence (:mod:`fermtl_tf.evaluation.sequences`). A metric that cannot be computed (the
+model lacks the output, or no sample carries the label) is listed under
+``results["skipped"]`` with the reason, never silently dropped. A k-fold protocol
+evaluates each fold's model on its fold (:func:`evaluate_fold_models`) and reports the
+mean and standard deviation over folds (:func:`evaluate_folds`).
 """
 
+import functools
 import json
 import os
 
@@ -18,6 +24,7 @@ from fermtl_tf import metrics
 from fermtl_tf.data.pipeline import load_manifest, make_dataset
 from fermtl_tf.evaluation import report
 from fermtl_tf.evaluation.benchmarks import get_benchmark
+from fermtl_tf.evaluation.sequences import vote_by_sequence
 
 EXPORT_METADATA = "fermtl_export.json"
 MANIFEST = "manifest.json"
@@ -67,13 +74,6 @@ def read_dataset_manifest(data_dir):
         return load_manifest(data_dir)
     except (KeyError, ValueError) as error:
         raise EvaluationInputError(str(error).strip("'\"")) from None
-
-
-def _check_split(split, manifest, data_dir):
-    known = manifest.get("splits")
-    if isinstance(known, dict) and split not in known:
-        path = os.path.join(data_dir, MANIFEST)
-        raise EvaluationInputError(f"split {split!r} not in {path} (splits: {sorted(known)})")
 
 
 def _load_saved_model(model_dir):
@@ -149,11 +149,25 @@ def _check_vocabulary(export, manifest):
     return data_classes
 
 
-def _expression_scores(names, outputs, labels, export, manifest):
+def _sequence_votes(probs, y_true, labels, keep, mode):
+    """Per-sequence scores and labels of the labelled frames (``vote_by_sequence``)."""
+    if "sequence_id" not in labels:
+        raise EvaluationInputError("sequence voting needs the records' sequence_id")
+    try:
+        scores, y_true, _ = vote_by_sequence(probs, y_true, labels["sequence_id"][keep], mode)
+    except ValueError as error:
+        raise EvaluationInputError(str(error)) from None
+    return scores, y_true
+
+
+def _expression_scores(names, outputs, labels, export, manifest, sequence_vote=None):
     probs = _require_output(outputs, "expression_probs")
     keep = _selected(labels["expression_mask"], "expression")
     classes = _check_vocabulary(export, manifest)
-    y_true, y_pred = labels["expression"][keep], np.argmax(probs[keep], axis=-1)
+    scores, y_true = probs[keep], labels["expression"][keep]
+    if sequence_vote:
+        scores, y_true = _sequence_votes(scores, y_true, labels, keep, sequence_vote)
+    y_pred = np.argmax(scores, axis=-1)
     functions = {
         "accuracy": lambda: metrics.accuracy(y_true, y_pred),
         "mean_diagonal": lambda: metrics.mean_diagonal(y_true, y_pred),
@@ -164,7 +178,7 @@ def _expression_scores(names, outputs, labels, export, manifest):
         "expression_classes": classes,
         "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, len(classes)).tolist(),
     }
-    return {name: functions[name]() for name in names}, int(keep.sum()), extras
+    return {name: functions[name]() for name in names}, len(y_true), extras
 
 
 def _landmark_scores(names, outputs, labels, export, manifest):
@@ -230,12 +244,18 @@ _TASK_SCORERS = {
 }
 
 
-def compute_metrics(benchmark, outputs, labels, export, manifest):
-    """Score every task of ``benchmark``: {metrics, samples_per_task, skipped, extras...}."""
+def compute_metrics(benchmark, outputs, labels, export, manifest, sequence_vote=None):
+    """Score every task of ``benchmark``: {metrics, samples_per_task, skipped, extras...}.
+
+    ``sequence_vote`` (``"max"``/``"mean"``) scores the expression task per sequence;
+    its ``samples_per_task`` entry then counts sequences.
+    """
     results = {"metrics": {}, "samples_per_task": {}, "skipped": {}}
+    scorers = dict(_TASK_SCORERS, expression=functools.partial(
+        _expression_scores, sequence_vote=sequence_vote))
     for task, names in benchmark.task_metrics.items():
         try:
-            scores, count, extras = _TASK_SCORERS[task](names, outputs, labels, export, manifest)
+            scores, count, extras = scorers[task](names, outputs, labels, export, manifest)
         except _Unavailable as reason:
             results["skipped"].update({name: str(reason) for name in names})
             continue
@@ -245,29 +265,39 @@ def compute_metrics(benchmark, outputs, labels, export, manifest):
     return results
 
 
-def evaluate_saved_model(model_dir, data_dir, benchmark="synthface", split="test", out_dir=None,
-                         batch_size=64, median_window=None):
-    """Evaluate the SavedModel in ``model_dir`` on ``split`` of the prepared ``data_dir``.
+def _evaluation_dataset(data_dir, selection, batch_size, image_size):
+    """The selected records, unshuffled, raw pixels; a bad selection names the folder."""
+    try:
+        return make_dataset(data_dir, batch_size=batch_size, image_size=image_size,
+                            training=False, normalization="none", keep_metadata=True,
+                            **selection)
+    except ValueError as error:
+        raise EvaluationInputError(str(error)) from None
 
-    Returns a JSON-ready dict (benchmark, title, split, paths, ``num_samples``,
+
+def evaluate_saved_model(model_dir, data_dir, benchmark="synthface", split="test", out_dir=None,
+                         batch_size=64, median_window=None, folds=None, exclude_folds=None,
+                         sequence_vote=None):
+    """Evaluate the SavedModel in ``model_dir`` on the selected records of ``data_dir``.
+
+    ``split`` (a name, a list of names or None for all; ``"unassigned"`` for records
+    without a split), ``folds`` and ``exclude_folds`` select the records exactly as
+    :func:`fermtl_tf.data.pipeline.make_dataset` does for training.
+    Returns a JSON-ready dict (benchmark, title, the selection, paths, ``num_samples``,
     ``metrics``, ``samples_per_task``, ``skipped`` and, where computed,
     ``expression_classes``/``confusion_matrix`` and ``au_evaluated``/``per_au``). With
     ``out_dir`` the report files are written there too (``fermtl_tf.evaluation.report``).
     ``median_window`` (odd) median-filters every output within each sequence first
-    (:func:`smooth_by_sequence`).
+    (:func:`smooth_by_sequence`); ``sequence_vote`` (``"max"`` or ``"mean"``) then
+    scores the expression task once per sequence (Liu et al. 2017 Sec. 4.1).
     """
     bench = get_benchmark(benchmark)
     export = read_export_metadata(model_dir)
     manifest = read_dataset_manifest(data_dir)
-    _check_split(split, manifest, data_dir)
+    selection = {"split": split, "folds": folds, "exclude_folds": exclude_folds}
+    dataset = _evaluation_dataset(data_dir, selection, batch_size, tuple(export["input_size"]))
     loaded = _load_saved_model(model_dir)
-    dataset = make_dataset(
-        data_dir, split=split, batch_size=batch_size, image_size=tuple(export["input_size"]),
-        training=False, normalization="none", keep_metadata=True,
-    )
     outputs, labels = collect_predictions(loaded.serve, dataset)
-    if not labels:
-        raise EvaluationInputError(f"split {split!r} of {data_dir} has no samples")
     if median_window:
         outputs = smooth_by_sequence(outputs, labels, median_window)
     results = {
@@ -275,16 +305,51 @@ def evaluate_saved_model(model_dir, data_dir, benchmark="synthface", split="test
         "title": bench.title,
         "synthetic": bench.synthetic,
         "paper_refs": list(bench.paper_refs),
-        "split": split,
+        **selection,
         "model_dir": str(model_dir),
         "data_dir": str(data_dir),
         "num_samples": int(len(labels["expression"])),
         "median_window": median_window,
+        "sequence_vote": sequence_vote,
     }
-    results.update(compute_metrics(bench, outputs, labels, export, manifest))
+    results.update(compute_metrics(bench, outputs, labels, export, manifest, sequence_vote))
     if out_dir is not None:
         report.write_report(results, out_dir)
     return results
+
+
+def evaluate_fold_models(model_dirs, data_dir, benchmark="synthface", split=None,
+                         out_dir=None, **options):
+    """Evaluate each fold's model on its own fold; aggregate mean and sd over folds.
+
+    ``model_dirs`` maps a fold number to the SavedModel trained without that fold;
+    each is evaluated on the records of ``split`` (None: every split) in its fold, with
+    ``options`` of :func:`evaluate_saved_model` (``batch_size``, ``median_window``,
+    ``sequence_vote``). Returns ``{benchmark, title, synthetic, split, folds,
+    per_fold: [results], aggregate: evaluate_folds(...)}``; with ``out_dir`` every
+    fold's report goes to ``out_dir/fold_<k>/`` and the summary to ``out_dir``
+    (``folds.json``, ``folds.md``).
+    """
+    if not model_dirs:
+        raise EvaluationInputError("evaluate_fold_models needs at least one fold's model")
+    bench = get_benchmark(benchmark)
+    folds = sorted(model_dirs)
+    per_fold = [
+        evaluate_saved_model(
+            model_dirs[fold], data_dir, benchmark, split=split, folds=[fold],
+            out_dir=None if out_dir is None else os.path.join(out_dir, f"fold_{fold}"),
+            **options)
+        for fold in folds
+    ]
+    summary = {
+        "benchmark": bench.name, "title": bench.title, "synthetic": bench.synthetic,
+        "split": split, "data_dir": str(data_dir), "folds": folds,
+        "sequence_vote": options.get("sequence_vote"),
+        "per_fold": per_fold, "aggregate": evaluate_folds(per_fold),
+    }
+    if out_dir is not None:
+        report.write_folds_report(summary, out_dir)
+    return summary
 
 
 def evaluate_folds(results_per_fold):

@@ -10,11 +10,13 @@ the common ``--select-frames`` / ``--folds`` flags of the orchestrator still app
 import hashlib
 import os
 import re
+from collections import Counter
 
 import cv2
 
 from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_frames
 from fermtl_tf.data.sources.base import PrepError
+from fermtl_tf.knowledge.vocabularies import vocabulary
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: Folder (inside ``--out``) for pixels that exist only inside a CSV or a video.
@@ -79,28 +81,67 @@ def parse_frame_rule(text):
     raise PrepError(f"--frames must be all, last:N, middle:N or every:N, got {text!r}")
 
 
-def add_protocol_arguments(group, frames, folds, reference):
-    """``--frames`` with the paper's default; the default of the common ``--folds`` is said."""
+def add_protocol_arguments(group, frames, folds, reference, classes):
+    """``--frames`` and ``--classes`` with the paper's defaults; the ``--folds`` default is said.
+
+    ``classes`` is ``(default vocabulary name, allowed names)``; the names are those of
+    :data:`fermtl_tf.knowledge.vocabularies.VOCABULARIES`.
+    """
     group.add_argument("--frames", default=frames,
                        help=f"frames kept per sequence (default {frames}, {reference})")
+    default, choices = classes
+    group.add_argument("--classes", default=default, choices=choices,
+                       help=f"class set (vocabulary) of the expression labels; images of "
+                            f"other classes are not selected (default {default}, {reference})")
     group.description = (f"Without --folds, {folds} identity-independent folds are "
                          f"assigned ({reference}).")
 
 
-def apply_protocol(inputs, frames, num_folds):
-    """Keep the frames of ``frames`` and assign ``num_folds`` identity-independent folds.
+def restrict_classes(inputs, labelled_in, classes):
+    """Keep the sequences whose class is in vocabulary ``classes``, relabelled in it.
 
-    Returns ``(kept inputs, number not selected)``. ``num_folds`` 0 leaves folds alone.
+    ``inputs`` carry expression indices of vocabulary ``labelled_in`` (the dataset's
+    full class set). A sequence's class is that of its labelled frames, and a sequence
+    outside ``classes`` leaves with all its frames, unlabelled ones too (under
+    ``--frames all`` only CK+'s peak frame carries the label). Inputs without a
+    sequence id stand alone. Returns ``(kept, {class name: images not selected})``.
+    """
+    target = vocabulary(classes)
+    sequence_class = {}
+    for face in inputs:
+        if face.expression is not None:
+            sequence_class[face.sequence_id or id(face)] = labelled_in[face.expression]
+    kept, other = [], Counter()
+    for face in inputs:
+        name = sequence_class.get(face.sequence_id or id(face))
+        if name is not None and name not in target:
+            other[name] += 1
+            continue
+        if face.expression is not None:
+            face.expression = target.index(labelled_in[face.expression])
+        kept.append(face)
+    return kept, dict(sorted(other.items()))
+
+
+def apply_protocol(inputs, frames, num_folds, labelled_in, classes):
+    """Keep the frames of ``frames`` and the classes of ``classes``; assign folds.
+
+    Frames are selected first, then whole sequences outside vocabulary ``classes`` are
+    left out (:func:`restrict_classes`; ``labelled_in`` is the vocabulary of the inputs'
+    labels), then ``num_folds`` identity-independent folds are assigned to what is left,
+    so the folds balance the images actually used. ``num_folds`` 0 leaves folds alone.
+    Returns ``(kept inputs, frames not selected, {class: images not selected})``.
     """
     mode, count = parse_frame_rule(frames)
     keep = select_frames([f.sequence_id for f in inputs], [f.frame_index for f in inputs],
                          mode, count)
-    kept = [f for f, k in zip(inputs, keep, strict=True) if k]
+    framed = [f for f, k in zip(inputs, keep, strict=True) if k]
+    kept, other_classes = restrict_classes(framed, labelled_in, classes)
     if num_folds:
         assignment = identity_folds([f.identity for f in kept], num_folds)
         for face in kept:
             face.fold = assignment.get(face.identity, -1)
-    return kept, len(inputs) - len(kept)
+    return kept, len(inputs) - len(framed), other_classes
 
 
 def listing_fingerprint(root, paths, options):

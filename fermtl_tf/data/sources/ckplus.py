@@ -1,10 +1,14 @@
 """The ``ckplus`` source: the Extended Cohn-Kanade dataset (CK+, Lucey et al. 2010).
 
 Protocol by default (FERSNet, Zhao et al., Sec. IV-B): the 327 sequences with an
-emotion label, their last three frames, 7 classes (six basic + contempt; 981 images),
-10 identity-independent folds. ``--classes 6`` drops contempt; ``--neutral-first`` adds
-each labelled sequence's first frame as ``neutral``; ``--frames last:1 --folds 5`` is
-Hu et al. (2018) Sec. 4.1; ``--folds 8`` is Liu et al. (2017) Sec. 4.1.
+emotion label, their last three frames, 7 classes (six basic + contempt, no neutral:
+vocabulary ``ckplus7``; 981 images), 10 identity-independent folds. ``--classes``
+chooses another class set: ``basic8`` (the 7 + neutral, with ``--neutral-first`` the
+8-class setting of DMT-CNN), ``basic7`` (no contempt, with neutral), ``basic6`` (no
+contempt, no neutral); sequences of other classes are not selected and counted in
+``source_info.other_classes``. ``--neutral-first`` adds each labelled sequence's first
+frame as ``neutral``; ``--frames last:1 --folds 5`` is Hu et al. (2018) Sec. 4.1;
+``--folds 8`` is Liu et al. (2017) Sec. 4.1.
 
 The emotion and FACS files name the peak (last) frame. Their labels go to every frame
 kept by ``--frames last:N`` (the papers' "label the last three frames"); with
@@ -19,11 +23,13 @@ import numpy as np
 from fermtl_tf.data.sources import _lab_common as common
 from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
-from fermtl_tf.knowledge.vocabularies import vocabulary
+from fermtl_tf.knowledge.vocabularies import BASIC8, vocabulary
 
 #: CK+ emotion codes 0..7 -> package class names.
 CKPLUS_CODES = ("neutral", "anger", "contempt", "disgust", "fear", "happiness", "sadness",
                 "surprise")
+#: ``--classes`` choices: vocabularies whose classes are all CK+ classes.
+CLASS_SETS = ("ckplus7", "basic8", "basic7", "basic6")
 
 
 class LabelFileError(ValueError):
@@ -111,35 +117,37 @@ Expected layout under --root (the folder holding the unpacked CK+ archives):
 Also accepted: Emotion/Emotion/..., FACS/FACS/..., Landmarks/Landmarks/... (some copies
 nest the folders), any letter case, .png or .jpg frames.
 Default protocol (FERSNet): labelled sequences only, last 3 frames, 7 classes
-(anger..surprise + contempt, vocabulary basic8), 10 identity-independent folds.
+(anger..surprise + contempt, vocabulary ckplus7), 10 identity-independent folds.
 A missing or malformed label file or image is listed as skipped in manifest.json."""
 
     def add_arguments(self, parser):
         parser.add_argument("--root", required=True, help="folder holding cohn-kanade-images/")
-        parser.add_argument("--classes", type=int, default=7, choices=(6, 7),
-                            help="7: six basic + contempt (basic8 vocabulary, default); "
-                                 "6: without contempt (basic7)")
         parser.add_argument("--neutral-first", action="store_true",
                             help="also keep each labelled sequence's first frame as neutral")
         parser.add_argument("--include-unlabelled", action="store_true",
                             help="also import sequences without an emotion file (AUs, landmarks)")
-        common.add_protocol_arguments(parser, "last:3", 10, "FERSNet")
+        common.add_protocol_arguments(parser, "last:3", 10, "FERSNet",
+                                      classes=("ckplus7", CLASS_SETS))
 
     def load(self, args):
         root = common.require_folder(os.path.abspath(args.root), "ckplus --root")
         folders = self._folders(root)
+        vocab_name = args.classes
+        if args.neutral_first and "neutral" not in vocabulary(vocab_name):
+            raise PrepError(f"ckplus: --neutral-first needs a class set with neutral, and "
+                            f"--classes {vocab_name} has none (use basic8 or basic7)")
         sequences = self._sequences(root, folders)
-        vocab_name = "basic8" if args.classes == 7 else "basic7"
         au_numbers = self._au_numbers(sequences)
         au_names = [f"AU{n}" for n in au_numbers]
         inputs = []
         for seq in sequences:
-            inputs.extend(self._sequence_inputs(seq, args, vocabulary(vocab_name), au_numbers))
+            inputs.extend(self._sequence_inputs(seq, args, au_numbers))
         if not inputs:
             raise PrepError(f"ckplus: no labelled sequence under {folders['images']} "
                             "(is the Emotion/ folder there?)")
         mode = common.parse_frame_rule(args.frames)[0]
-        kept, dropped = common.apply_protocol(inputs, args.frames, args.folds or 10)
+        kept, dropped, other_classes = common.apply_protocol(
+            inputs, args.frames, args.folds or 10, BASIC8, vocab_name)
         if args.neutral_first and mode != "all":
             kept = self._with_neutral_first(inputs, kept, vocab_name)
         paths = [os.path.join(s.folder, f) for s in sequences for f in s.frames]
@@ -152,7 +160,7 @@ A missing or malformed label file or image is listed as skipped in manifest.json
             domains=[self.name],
             fingerprint={"listing": common.listing_fingerprint(root, paths, options)},
             info={"root": root, "protocol": options, "not_selected": dropped,
-                  "sequences": len(sequences),
+                  "other_classes": other_classes, "sequences": len(sequences),
                   "labelled_sequences": sum(s.emotion is not None for s in sequences)},
         )
 
@@ -191,14 +199,16 @@ A missing or malformed label file or image is listed as skipped in manifest.json
                     pass  # reported as a skip of the sequence's frames
         return sorted(numbers)
 
-    def _sequence_inputs(self, seq, args, vocab, au_numbers):
-        """One FaceInput per frame of ``seq``; sequence-wide problems become each frame's error."""
+    def _sequence_inputs(self, seq, args, au_numbers):
+        """One FaceInput per frame of ``seq``, labelled in :data:`BASIC8` (all CK+ classes).
+
+        Sequence-wide problems become each frame's error; the class set of ``--classes``
+        is applied later, by :func:`_lab_common.restrict_classes`.
+        """
         error, expression, aus = None, None, None
         try:
             if seq.emotion is not None:
                 expression = read_emotion(seq.emotion, seq.root)
-                if expression not in vocab:
-                    return []  # contempt under --classes 6: outside the protocol, not an error
             elif not args.include_unlabelled:
                 return []
             if seq.facs is not None:
@@ -216,15 +226,15 @@ A missing or malformed label file or image is listed as skipped in manifest.json
                 sequence_id=seq.id, frame_index=position if index is None else index,
             )
             if error is None and (labels_everywhere or position == peak):
-                self._label(face, expression, aus, vocab, au_numbers)
+                self._label(face, expression, aus, au_numbers)
             self._landmarks(face, seq, name)
             inputs.append(face)
         return inputs
 
     @staticmethod
-    def _label(face, expression, aus, vocab, au_numbers):
+    def _label(face, expression, aus, au_numbers):
         if expression is not None:
-            face.expression = vocab.index(expression)
+            face.expression = BASIC8.index(expression)
         if aus is not None:
             face.au = np.array([float(n in aus) for n in au_numbers])
             face.au_intensity = np.array([float(aus.get(n, 0.0)) for n in au_numbers])

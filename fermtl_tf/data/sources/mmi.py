@@ -2,8 +2,9 @@
 
 Protocol by default (FERSNet, Zhao et al., Sec. IV-B; Liu et al. 2017, Sec. 4.1): the
 frontal sequences labelled with one of the six basic emotions, the three middle frames
-of each (the apex of an onset-apex-offset sequence; 624 images), 10 identity-independent
-folds. Frames of a video are decoded with OpenCV and written as PNG into a cache folder
+of each (the apex of an onset-apex-offset sequence; 624 images), 6 classes (vocabulary
+``basic6``, no neutral; ``--classes basic7`` for the 7-class vocabulary with an unused
+neutral), 10 identity-independent folds. Frames of a video are decoded with OpenCV and written as PNG into a cache folder
 (``--cache``, default ``<out>/decoded-cache/mmi``) because the orchestrator reads image
 files. AU occurrence comes from the onset/apex/offset coding when present: an AU is on
 from its onset frame to its offset frame (inclusive).
@@ -18,7 +19,7 @@ import numpy as np
 
 from fermtl_tf.data.sources import _lab_common as common
 from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
-from fermtl_tf.knowledge.vocabularies import BASIC7
+from fermtl_tf.knowledge.vocabularies import BASIC6, vocabulary
 
 #: MMI's emotion codes (Metatag "Emotion") -> package class names; names are accepted too.
 MMI_CODES = {"1": "anger", "2": "disgust", "3": "fear", "4": "happiness", "5": "sadness",
@@ -143,7 +144,8 @@ the papers' exact list when your copy has no such tag."""
         parser.add_argument("--sessions", help="text file listing the sessions to use")
         parser.add_argument("--cache", help="folder for decoded video frames "
                                             "(default <out>/decoded-cache/mmi)")
-        common.add_protocol_arguments(parser, "middle:3", 10, "FERSNet")
+        common.add_protocol_arguments(parser, "middle:3", 10, "FERSNet",
+                                      classes=("basic6", ("basic6", "basic7")))
 
     def load(self, args):
         root = common.require_folder(os.path.abspath(args.root), "mmi --root")
@@ -162,18 +164,20 @@ the papers' exact list when your copy has no such tag."""
         if not inputs:
             raise PrepError(f"mmi: no usable session (video or frames with an emotion) "
                             f"under {sessions_root}")
-        kept, dropped = common.apply_protocol(inputs, args.frames, args.folds or 10)
+        kept, dropped, other_classes = common.apply_protocol(
+            inputs, args.frames, args.folds or 10, BASIC6, args.classes)
         au_numbers = sorted({n for coding in spans.values() for n in coding})
         self._set_aus(kept, spans, au_numbers)
         self._extract(kept, videos)
-        options = {k: getattr(args, k) for k in ("sessions", "frames", "folds")}
+        options = {k: getattr(args, k) for k in ("sessions", "frames", "folds", "classes")}
         return ImportedDataset(
-            source=self.name, inputs=kept, vocabulary_name="basic7", vocabulary=BASIC7,
+            source=self.name, inputs=kept, vocabulary_name=args.classes,
+            vocabulary=vocabulary(args.classes),
             au_names=[f"AU{n}" for n in au_numbers], identities=identities,
             domains=[self.name],
             fingerprint={"listing": common.listing_fingerprint(root, paths, options)},
             info={"root": root, "protocol": options, "not_selected": dropped,
-                  "left_out_sessions": left_out},
+                  "other_classes": other_classes, "left_out_sessions": left_out},
         )
 
     @staticmethod
@@ -222,7 +226,7 @@ the papers' exact list when your copy has no such tag."""
             faces.append(FaceInput(
                 image_path=path, image_id=image_id, where=f"{where} frame {position}",
                 error=error, identity=subject, sequence_id=session.stem,
-                frame_index=position, expression=None if error else BASIC7.index(expression)))
+                frame_index=position, expression=None if error else BASIC6.index(expression)))
         return faces
 
     @staticmethod

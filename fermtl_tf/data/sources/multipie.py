@@ -5,7 +5,10 @@ Liu et al. (2017, Sec. 5, "Implementation") pre-train the metric-learning branch
 from the CMU Multi-pie dataset ... 337 people displaying disgust, happy, surprise and
 neutron". So the default keeps the expressions neutral, smile (-> happiness), surprise
 and disgust and the views with ``|yaw| <= --max-yaw 45``; squint and scream have no
-basic7 class. Everything lands in split ``train`` (pre-training data).
+basic7 class. Everything lands in split ``train`` (pre-training data). Labels are
+written in ``basic7`` by default (the 7-class head Liu et al. pre-train on FER2013 and
+keep); ``--classes multipie4`` writes them in the 4-class vocabulary of exactly these
+expressions (:data:`~fermtl_tf.knowledge.vocabularies.MULTIPIE4`).
 
 Input, one of:
 
@@ -29,7 +32,7 @@ from fermtl_tf.data.sources._listfile_common import (
     sha256,
 )
 from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
-from fermtl_tf.knowledge.vocabularies import BASIC7
+from fermtl_tf.knowledge.vocabularies import vocabulary
 
 #: Yaw in degrees of each camera (13 at head height, 08_1 / 19_1 above at +-30 degrees).
 CAMERA_YAW = {
@@ -97,7 +100,8 @@ or, without --csv, the distributed tree scanned under --root:
   data/session01/multiview/001/01/05_1/001_01_01_051_00.png
   (subject_session_recording_camera_illumination; expression from session+recording)
 Selection (Liu et al. 2017): --expressions neutral,smile,surprise,disgust and
-|yaw| <= --max-yaw 45. Split: train. Faces: given box, else MTCNN."""
+|yaw| <= --max-yaw 45. Split: train. Faces: given box, else MTCNN.
+Labels: vocabulary basic7 (default) or multipie4 (--classes multipie4)."""
 
     def add_arguments(self, parser):
         parser.add_argument("--root", required=True, help="the Multi-PIE folder")
@@ -107,6 +111,9 @@ Selection (Liu et al. 2017): --expressions neutral,smile,surprise,disgust and
                             help="Multi-PIE expressions to keep (default: Liu et al.'s four)")
         parser.add_argument("--max-yaw", type=float, default=45.0,
                             help="keep views with |yaw| <= this many degrees (default 45)")
+        parser.add_argument("--classes", default="basic7", choices=("basic7", "multipie4"),
+                            help="vocabulary of the labels: basic7 (default) or multipie4, "
+                                 "the 4 expressions of Liu et al. 2017 Sec. 5")
 
     def load(self, args):
         root = require_root(args.root, self.name)
@@ -133,7 +140,8 @@ Selection (Liu et al. 2017): --expressions neutral,smile,surprise,disgust and
         subjects = id_map([(row.get("subject") or "").strip() for _, row in rows])
         inputs, excluded = [], {}
         for line, row in rows:
-            face, reason = self._face(root, where, line, row, keep, args.max_yaw, subjects)
+            face, reason = self._face(root, where, line, row, keep, args.max_yaw, subjects,
+                                      vocabulary(args.classes))
             if reason:
                 excluded[reason] = excluded.get(reason, 0) + 1
             else:
@@ -141,9 +149,11 @@ Selection (Liu et al. 2017): --expressions neutral,smile,surprise,disgust and
         if not inputs:
             raise PrepError(f"{self.name}: every image under {root} was excluded by the "
                             f"selection ({excluded})")
-        protocol = {"expressions": sorted(keep), "max_yaw": args.max_yaw}
+        protocol = {"expressions": sorted(keep), "max_yaw": args.max_yaw,
+                    "classes": args.classes}
         return ImportedDataset(
-            source=self.name, inputs=inputs, vocabulary_name="basic7", vocabulary=BASIC7,
+            source=self.name, inputs=inputs, vocabulary_name=args.classes,
+            vocabulary=vocabulary(args.classes),
             identities=subjects, fingerprint=fingerprint | protocol,
             info={"root": os.path.abspath(root), "input": where,
                   "excluded": dict(sorted(excluded.items())), **protocol},
@@ -161,7 +171,7 @@ Selection (Liu et al. 2017): --expressions neutral,smile,surprise,disgust and
         return {TO_BASIC7[n] for n in names}
 
     @staticmethod
-    def _face(root, where, line, row, keep, max_yaw, subjects):
+    def _face(root, where, line, row, keep, max_yaw, subjects, classes):
         """``(FaceInput, None)`` or ``(None, exclusion reason)`` for one row."""
         image = (row.get("image_path") or "").strip()
         label = f"{where} line {line} ({image})" if line else f"{image}"
@@ -182,7 +192,7 @@ Selection (Liu et al. 2017): --expressions neutral,smile,surprise,disgust and
                 return None, f"expression {expression} not selected"
             if abs(view_yaw(row.get("view") or "")) > max_yaw:
                 return None, f"view beyond +-{max_yaw:g} degrees"
-            face.expression = BASIC7.index(basic)
+            face.expression = classes.index(basic)
             face.face_box = box_from_row(row)
         except (RowError, ValueError) as error:
             face.error = str(error)

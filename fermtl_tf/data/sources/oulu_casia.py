@@ -2,8 +2,10 @@
 
 Protocol by default (FERSNet, Zhao et al., Sec. IV-B; Hu et al. 2018, Sec. 4.1): the
 visible-light (VL) camera under strong lighting, 80 subjects x 6 expressions, the last
-three frames of each sequence (1,440 images), 10 identity-independent folds. The label
-is the expression folder; every kept frame of a sequence carries it.
+three frames of each sequence (1,440 images), 6 classes (vocabulary ``basic6``, no
+neutral), 10 identity-independent folds. The label is the expression folder; every kept
+frame of a sequence carries it. ``--classes basic7`` writes the same labels in the
+7-class vocabulary with neutral (index 0, then unused).
 """
 
 import os
@@ -11,7 +13,7 @@ import re
 
 from fermtl_tf.data.sources import _lab_common as common
 from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
-from fermtl_tf.knowledge.vocabularies import BASIC7
+from fermtl_tf.knowledge.vocabularies import BASIC6, vocabulary
 
 #: Oulu-CASIA expression folders -> package class names.
 OULU_FOLDERS = {"anger": "anger", "disgust": "disgust", "fear": "fear",
@@ -30,7 +32,7 @@ With --cropped the pre-cropped faces are read instead:
   VL_Acropped/Strong/P001/Anger/000.jpeg   (NI_Acropped/... for --spectrum NI)
 --root may also be the OriginalImg folder itself. Folder names are matched ignoring
 case; frames may be .jpeg, .jpg or .png and are ordered by their number.
-Default protocol (FERSNet, Hu et al.): VL, Strong, last 3 frames, 6 classes (basic7
+Default protocol (FERSNet, Hu et al.): VL, Strong, last 3 frames, 6 classes (basic6
 vocabulary, no neutral), 10 identity-independent folds."""
 
     def add_arguments(self, parser):
@@ -41,7 +43,8 @@ vocabulary, no neutral), 10 identity-independent folds."""
                             help="illumination condition (default Strong)")
         parser.add_argument("--cropped", action="store_true",
                             help="read <spectrum>_Acropped/ instead of OriginalImg/")
-        common.add_protocol_arguments(parser, "last:3", 10, "FERSNet")
+        common.add_protocol_arguments(parser, "last:3", 10, "FERSNet",
+                                      classes=("basic6", ("basic6", "basic7")))
 
     def _base(self, root, args):
         if args.cropped:
@@ -79,17 +82,20 @@ vocabulary, no neutral), 10 identity-independent folds."""
                         where=f"{os.path.relpath(sequence, root)}/{name}",
                         identity=identities[subject], sequence_id=f"{subject}_{folder}",
                         frame_index=position if number is None else number,
-                        expression=BASIC7.index(expression)))
+                        expression=BASIC6.index(expression)))
         if not inputs:
             raise PrepError(f"oulu_casia: no P<nnn>/<Expression>/ frames under {base}")
-        kept, dropped = common.apply_protocol(inputs, args.frames, args.folds or 10)
+        kept, dropped, other_classes = common.apply_protocol(
+            inputs, args.frames, args.folds or 10, BASIC6, args.classes)
         options = {k: getattr(args, k) for k in ("spectrum", "lighting", "cropped", "frames",
-                                                 "folds")}
+                                                 "folds", "classes")}
         return ImportedDataset(
-            source=self.name, inputs=kept, vocabulary_name="basic7", vocabulary=BASIC7,
+            source=self.name, inputs=kept, vocabulary_name=args.classes,
+            vocabulary=vocabulary(args.classes),
             identities=identities, domains=[self.name],
             fingerprint={"listing": common.listing_fingerprint(root, paths, options)},
-            info={"root": root, "images": base, "protocol": options, "not_selected": dropped},
+            info={"root": root, "images": base, "protocol": options, "not_selected": dropped,
+                  "other_classes": other_classes},
         )
 
 

@@ -1,21 +1,16 @@
 """The ``raf_db_compound`` source: the 11 compound emotions of RAF-DB (Li et al. 2017).
 
-Vocabulary: :data:`RAFDB_COMPOUND11`, in the order of the native labels 1-11 given by
-the README of the RAF-DB compound set (1 happily surprised ... 11 disgustedly
-surprised), so no remapping is needed. The names are spelled as in
+Vocabulary: :data:`~fermtl_tf.knowledge.vocabularies.RAFDB_COMPOUND11` (defined in
+``knowledge/`` so that models need not import a data source), in the order of the
+native labels 1-11 given by the README of the RAF-DB compound set (1 happily surprised
+... 11 disgustedly surprised), so no remapping is needed. The names are spelled as in
 :data:`~fermtl_tf.knowledge.vocabularies.RAFCE14`, of which these are 11 of the 14
 (RAF-CE adds fearfully disgusted, happily fearful and happily sad).
 """
 
 from fermtl_tf.data.sources._raf_common import LIST_FILES, add_image_arguments, load_raf_list
 from fermtl_tf.data.sources.base import Source
-
-#: The 11 RAF-DB compound classes, native labels 1..11 in this order.
-RAFDB_COMPOUND11 = (
-    "happily_surprised", "happily_disgusted", "sadly_fearful", "sadly_angry",
-    "sadly_surprised", "sadly_disgusted", "fearfully_angry", "fearfully_surprised",
-    "angrily_surprised", "angrily_disgusted", "disgustedly_surprised",
-)
+from fermtl_tf.knowledge.vocabularies import RAFDB_COMPOUND11
 
 
 class RafDbCompoundSource(Source):
