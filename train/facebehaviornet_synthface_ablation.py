@@ -77,7 +77,7 @@ def predictions(models, folder, split="test"):
 def evaluate(models, folders):
     """CCC (VA test), AU F1 (AU test, AUs shared by data and model), expr accuracy, zero-shot."""
     from fermtl_tf.data.pipeline import load_manifest
-    from fermtl_tf.data.sources.raf_db_compound import RAFDB_COMPOUND11
+    from fermtl_tf.knowledge.vocabularies import RAFDB_COMPOUND11
     from fermtl_tf.knowledge.vocabularies import RAFCE14
     from fermtl_tf.metrics import accuracy, au_f1, ccc
     from fermtl_tf.methods.facebehaviornet.zero_shot import zero_shot_predict

@@ -5,6 +5,7 @@
     fermtl-train CONFIG.yaml --check      # validate only (no TensorFlow import)
     fermtl-train CONFIG.yaml --print      # the config with its bases merged, validated
     fermtl-train --list-methods           # one registered method per line, name first
+    fermtl-train CONFIG.yaml --folds all  # k-fold: train, export, evaluate every round
 
 Config problems (unknown key, wrong type, unreadable file, missing dataset folder) are
 reported as one line, ``fermtl-train: error: <file>: key '<key>': <message>``, with exit
@@ -42,6 +43,10 @@ def build_parser():
     parser.add_argument("--print", action="store_true", dest="print_config",
                         help="print the validated config, bases merged and overrides applied, "
                              "as YAML and exit")
+    parser.add_argument("--folds", metavar="all|K,K",
+                        help="run the config's k-fold protocol (cross_validation section): "
+                             "train, export and evaluate each listed test fold, then report "
+                             "mean +- sd over the rounds in <output_dir>/folds/")
     parser.add_argument("--list-methods", action="store_true",
                         help="print the registered methods, one per line (name first), and exit")
     return parser
@@ -77,10 +82,14 @@ def main(argv=None):
     if args.check:
         print(f"fermtl-train: {args.config}: valid (method {config.method.name})")
         return 0
+    if args.output:
+        config.output_dir = args.output
+    if args.folds:
+        return _run_folds(config, args)
     from fermtl_tf.experiments.experiment import run_experiment
 
     try:
-        result = run_experiment(config, output_dir=args.output, verbose=args.verbose)
+        result = run_experiment(config, verbose=args.verbose)
     except (ConfigError, FileNotFoundError) as error:
         return _fail(error)
     print(f"fermtl-train: model saved to {result.model_path}")
@@ -92,6 +101,21 @@ def main(argv=None):
                                         normalization=result.normalization,
                                         metadata=result.metadata)
         print(f"fermtl-train: SavedModel exported to {export_dir}")
+    return 0
+
+
+def _run_folds(config, args):
+    from fermtl_tf.evaluation.runner import EvaluationInputError
+    from fermtl_tf.experiments.folds import run_folds
+
+    try:
+        summary = run_folds(config, args.folds, verbose=args.verbose)
+    except (ConfigError, FileNotFoundError, EvaluationInputError) as error:
+        return _fail(error)
+    for metric, values in summary["aggregate"].items():
+        print(f"fermtl-train: {metric}: {values['mean']:.4f} +- {values['std']:.4f} "
+              f"over folds {summary['folds']}")
+    print(f"fermtl-train: fold report in {config.output_dir}/folds/folds.md")
     return 0
 
 

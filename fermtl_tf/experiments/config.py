@@ -60,7 +60,7 @@ class SourceConfig:
     """One prepared dataset folder read through ``fermtl_tf.data.pipeline.make_dataset``."""
 
     folder: str
-    split: str = "train"
+    split: str | list[str] | None = "train"  # name(s); "unassigned"; null: every record
     batch_size: int = 32
     augment: dict[str, Any] | None = None
     name: str | None = None  # source name in multi-source batches (default: folder name)
@@ -165,6 +165,22 @@ def variants(section):
 
 
 @dataclasses.dataclass
+class CrossValidationConfig:
+    """k-fold protocol run by ``fermtl-train CONFIG --folds all`` (``fermtl_tf.experiments.folds``).
+
+    Round k tests fold k, validates on the ``val_folds`` folds after it and trains on
+    the rest (``fermtl_tf.data.protocols.fold_roles``); the folds are those of the first
+    training source's manifest. Each round's export is evaluated on its test fold with
+    ``benchmark``'s metrics (``sequence_vote``: max / mean over a sequence's frames,
+    Liu et al. 2017 on CK+ / MMI) and the rounds are reported as mean +- sd.
+    """
+
+    val_folds: int = 0
+    benchmark: str = "synthface"
+    sequence_vote: Literal["max", "mean"] | None = None
+
+
+@dataclasses.dataclass
 class ExperimentConfig:
     data: DataConfig
     tasks: dict[str, Any]
@@ -188,6 +204,7 @@ class ExperimentConfig:
     # Ordered input pipelines (same batches in the same order every run; parallel map and
     # interleave keep their order, at some throughput cost).
     deterministic: bool = False
+    cross_validation: CrossValidationConfig | None = None
 
     def task_weight(self, task):
         """The fixed weight of ``task`` (1.0 when the weighting section omits it)."""
@@ -274,7 +291,13 @@ class _Validator:
             if raw is None and type(None) in args:
                 return None
             options = [a for a in args if a is not type(None)]
-            return self.value(options[0], raw, key)
+            errors = []
+            for option in options:  # the first alternative that accepts the value
+                try:
+                    return self.value(option, raw, key)
+                except ConfigError as error:
+                    errors.append(error)
+            raise errors[0]
         if origin is Literal:
             if raw not in args or isinstance(raw, bool) != isinstance(args[0], bool):
                 raise self.error(key, f"must be one of {list(args)}, got {raw!r}")

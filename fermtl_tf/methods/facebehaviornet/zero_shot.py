@@ -21,14 +21,13 @@ emotion with itself: its AUs are Table 1's (prototypical 1, observational ``w``)
 
 import numpy as np
 
-from fermtl_tf.data.sources.raf_db_compound import RAFDB_COMPOUND11
 from fermtl_tf.knowledge.expression_au import (
     COMPOUND_COMPONENTS,
     COMPOUND_WILD,
     compound_fallback,
 )
 from fermtl_tf.knowledge.relatedness import FACEBEHAVIORNET_AUS, au_weights, relatedness_matrix
-from fermtl_tf.knowledge.vocabularies import BASIC7
+from fermtl_tf.knowledge.vocabularies import BASIC7, RAFDB_COMPOUND11
 
 #: Compound classes whose valence is positive (Eq. 8's D_va applies to them only).
 POSITIVE_COMPOUNDS = ("happily_surprised", "happily_disgusted")

@@ -6,7 +6,7 @@ writes one list line with label 12, outside 1..11.
 
 import os
 
-from fermtl_tf.data.sources.raf_db_compound import RAFDB_COMPOUND11
+from fermtl_tf.knowledge.vocabularies import RAFDB_COMPOUND11
 from fermtl_tf.data.synthface.layouts.raf_db import write_raf_style
 
 

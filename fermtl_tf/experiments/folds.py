@@ -1,0 +1,76 @@
+"""k-fold cross-validation by config: train -> export -> evaluate every round, mean +- sd.
+
+``fermtl-train CONFIG --folds all`` (or ``--folds 0,3``) runs :func:`run_folds`: for each
+round k the training sources keep the training folds of
+``fermtl_tf.data.protocols.fold_roles`` (folds of the first training source's manifest),
+the validation sources are the same folders on the validation folds (when
+``cross_validation.val_folds`` > 0), the model goes to ``<output_dir>/fold_<k>/`` and its
+SavedModel is evaluated on fold k by ``fermtl_tf.evaluation.evaluate_fold_models``, which
+writes ``<output_dir>/folds/folds.json`` and ``folds.md`` (mean and sd over rounds).
+"""
+
+import copy
+import dataclasses
+from pathlib import Path
+
+from fermtl_tf.data.pipeline import available_folds, load_manifest
+from fermtl_tf.data.protocols import fold_roles
+from fermtl_tf.errors import ConfigError
+from fermtl_tf.experiments.config import CrossValidationConfig
+
+
+def parse_fold_selection(text, available):
+    """``"all"`` or ``"0,3"`` -> the fold numbers to test, each one the manifest has."""
+    if text == "all":
+        return list(available)
+    try:
+        chosen = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--folds: expected 'all' or a comma list of fold numbers, "
+                          f"got {text!r}") from None
+    unknown = sorted(set(chosen) - set(available))
+    if unknown or not chosen:
+        raise ConfigError(f"--folds: folds {unknown or text!r} are not among the data's "
+                          f"folds {list(available)}")
+    return chosen
+
+
+def round_config(config, test_fold, available, output_dir):
+    """The config of the round that tests ``test_fold``: training and validation folds set."""
+    protocol = config.cross_validation or CrossValidationConfig()
+    position = available.index(test_fold)
+    train, val, _ = fold_roles(len(available), position, protocol.val_folds)
+    train = [available[i] for i in train]
+    val = [available[i] for i in val]
+    run = copy.deepcopy(config)
+    run.output_dir = str(output_dir)
+    run.data.train = [dataclasses.replace(s, folds=train, exclude_folds=None)
+                      for s in config.data.train]
+    run.data.validation = [dataclasses.replace(s, folds=val, exclude_folds=None, augment=None)
+                           for s in config.data.train] if val else []
+    return run
+
+
+def run_folds(config, folds="all", verbose="auto"):
+    """Run every selected round of the k-fold protocol; the evaluation summary (with
+    ``aggregate`` {metric: {per_fold, mean, std}})."""
+    from fermtl_tf.evaluation import evaluate_fold_models
+    from fermtl_tf.experiments.experiment import run_experiment
+    from fermtl_tf.export import export_saved_model
+
+    first = config.data.train[0]
+    available = available_folds(load_manifest(first.folder))
+    if len(available) < 2:
+        raise ConfigError(f"--folds: {first.folder}/manifest.json counts folds {available}; "
+                          f"prepare it with --folds K (K >= 2)")
+    protocol = config.cross_validation or CrossValidationConfig()
+    base = Path(config.output_dir)
+    exports = {}
+    for fold in parse_fold_selection(folds, available):
+        result = run_experiment(round_config(config, fold, available, base / f"fold_{fold}"),
+                                verbose=verbose)
+        exports[fold] = export_saved_model(
+            result.serving_model, result.output_dir / "export", input_size=result.input_size,
+            normalization=result.normalization, metadata=result.metadata)
+    return evaluate_fold_models(exports, first.folder, protocol.benchmark, split=first.split,
+                                out_dir=base / "folds", sequence_vote=protocol.sequence_vote)
