@@ -7,7 +7,8 @@ Example::
 Reads the transcribed tables in ``evaluate/references/*.yaml`` and every ``results.json``
 that ``fermtl-eval --out`` wrote under ``--runs`` (each tied to its training config by the
 ``config.yaml`` that ``fermtl-train`` wrote in the run folder), averages the folds, and
-writes ``docs/REPRODUCTION.md`` and ``docs/REPRODUCTION.json``; with ``--readme`` it also
+writes ``docs/REPRODUCTION.md`` and its JSON twin (``<runs>/reproduction.json`` unless
+``--json`` says otherwise: it belongs with the runs it summarises); with ``--readme`` it also
 refreshes that file's "Reproduction status" section. Without ``--runs`` every configured
 row reads "not run". Run it from the repository root (config paths are relative to it).
 Bad input is reported in one line naming the file, with exit status 2.
@@ -36,7 +37,9 @@ def build_parser():
     parser.add_argument("--root", default=".",
                         help="folder the config paths are relative to (default: .)")
     parser.add_argument("--out", default="docs/REPRODUCTION.md", help="Markdown report path")
-    parser.add_argument("--json", default="docs/REPRODUCTION.json", help="JSON report path")
+    parser.add_argument("--json", default=None,
+                        help="JSON report path (default: <runs>/reproduction.json; none "
+                             "without --runs)")
     parser.add_argument("--readme", default=None,
                         help="README whose 'Reproduction status' section is rewritten")
     return parser
@@ -66,9 +69,12 @@ def main(argv=None):
         return 2
     runs_label = f"`{args.runs}`" if args.runs else "no runs folder (every row not run)"
     markdown = reproduction.render_markdown(cells, summary, runs_label, unmatched)
-    for path, text in ((args.out, markdown),
-                       (args.json, json.dumps(reproduction.report_json(cells, summary, unmatched),
-                                              indent=1, ensure_ascii=False, allow_nan=False))):
+    outputs = [(args.out, markdown)]
+    json_path = args.json or (args.runs and str(Path(args.runs) / "reproduction.json"))
+    if json_path:
+        outputs.append((json_path, json.dumps(reproduction.report_json(cells, summary, unmatched),
+                                              ensure_ascii=False, allow_nan=False)))
+    for path, text in outputs:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n", encoding="utf-8")
     if args.readme:

@@ -33,6 +33,33 @@ _ROW_KEYS = {"method": str, "group": str, "labels": dict, "true_class": str, "va
 _ROW_REQUIRED = ("method", "values")
 
 
+class PrintedFloat(float):
+    """A float that keeps the text it was written as ('26.90' stays '26.90' in the report)."""
+
+    def __new__(cls, value, text):
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose floats are :class:`PrintedFloat`."""
+
+
+def _construct_float(loader, node):
+    return PrintedFloat(loader.construct_yaml_float(node), loader.construct_scalar(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def printed(value):
+    """A reference value as the paper prints it: its YAML text, or '-' for null."""
+    if value is None:
+        return "-"
+    return getattr(value, "text", str(value))
+
+
 class ReferenceError(ValueError):
     """A reference file that breaks the format; the message names the file and the key."""
 
@@ -92,7 +119,8 @@ def _check_row(row, columns, source, where, root):
     for key in row.get("bold", []):
         if key != "method" and key not in columns:
             _fail(source, f"{where}.bold", f"{key!r} is neither 'method' nor a column key")
-    for key, column in columns.items():
+    for key in row["values"]:
+        column = columns[key]
         needs_row_class = column["metric"] == "confusion_rate" or (
             column["metric"] == "class_accuracy" and "true_class" not in column)
         if needs_row_class and "true_class" not in row:
@@ -130,7 +158,7 @@ def load_reference(path, root=None):
     """Read and check one reference YAML file (see :func:`validate_reference`)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+            document = yaml.load(handle, Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         raise ReferenceError(f"{path}: malformed YAML: {error}") from None
     return validate_reference(document, str(path), root)
