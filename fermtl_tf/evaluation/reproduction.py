@@ -12,7 +12,7 @@ Units: our metrics are fractions except NME (percent, ``benchmarks.metric_unit``
 value is converted explicitly into the units the table prints before the difference is
 taken. "Within 1 point" means |ours - paper| <= 1 percentage point (0.01 in a table
 printed as fractions). Results on SynthFace (``synthetic`` in results.json) go to their
-own column and never into "ours".
+own column and never into "ours"; only their test split counts, unfiltered.
 
 pandas does the joins, the fold averages and the summaries; the Markdown is rendered here
 (pandas' ``to_markdown`` needs ``tabulate``, which is not a dependency).
@@ -94,7 +94,8 @@ def reference_cells(references, root="."):
                         "paper_id": paper_id, "citation": document["citation"],
                         "title": document["title"], "table": table_label,
                         "caption": table["caption"], "units": table["units"],
-                        "protocol": table["protocol"], "row": row_index,
+                        "protocol": table["protocol"], "notes": tuple(table.get("notes", [])),
+                        "row": row_index,
                         "method": _row_label(row), "status": status, "reason": reason,
                         "configs": configs, "config_names": _names(configs, root),
                         "synthface_names": _names(synthface, root),
@@ -225,7 +226,8 @@ def compare(cells, records):
     cells = cells.copy()
     means = fold_means(records)
     real = means[~means["synthetic"]]
-    synthetic = means[means["synthetic"]]
+    synthetic = means[means["synthetic"] & (means["split"] == DEFAULT_SPLIT)
+                      & ~means["median_filtered"]]
     configured = cells["status"] == "config"
     ours = _first_match(cells[configured], real, MATCH_KEYS, MATCH_KEYS, "config_names")
     cells["ours"] = _to_paper_units(ours["value"].reindex(cells.index), cells["metric"],
@@ -357,8 +359,10 @@ def render_markdown(cells, summary, runs_label, unmatched=()):
         for table, table_cells in paper_cells.groupby("table", sort=False):
             first = table_cells.iloc[0]
             lines += [f"### {table}", "", f"*{first['caption']}*", "",
-                      f"Units: {first['units']}. Protocol: {first['protocol']}.", "",
-                      markdown_table(display_table(table_cells)), ""]
+                      f"Units: {first['units']}. Protocol: {first['protocol']}.", ""]
+            if first["notes"]:
+                lines += ["Notes:", ""] + [f"- {note}" for note in first["notes"]] + [""]
+            lines += [markdown_table(display_table(table_cells)), ""]
     return "\n".join(lines)
 
 
@@ -387,7 +391,7 @@ def update_readme(text, section):
 
 def report_json(cells, summary, unmatched=()):
     """The JSON twin of the Markdown: summary, tables and every cell, NaN as null."""
-    table_columns = ["paper_id", "table", "caption", "units", "protocol"]
+    table_columns = ["paper_id", "table", "caption", "units", "protocol", "notes"]
     tables = cells[table_columns].drop_duplicates(["paper_id", "table"])
     columns = ["paper_id", "table", "row", "method", "column", "benchmark", "split",
                "median_filtered", "metric", "true_class", "predicted_class", "status",
