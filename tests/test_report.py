@@ -281,3 +281,25 @@ def test_reference_config_yaml_is_read_for_its_name(tmp_path):
     path.write_text(yaml.safe_dump({"epochs": 1}), encoding="utf-8")
     with pytest.raises(reproduction.ReportInputError, match="missing key 'name'"):
         reproduction.config_name(path)
+
+
+def test_reads_results_json_as_the_evaluation_writer_writes_it(project, tmp_path):
+    """A results.json from ``report.write_report`` (fermtl-eval's writer) is matched too."""
+    from fermtl_tf.evaluation import report as eval_report
+
+    y_true = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    y_pred = np.array([0, 0, 0, 1, 1, 1, 1, 1, 0])
+    probs = np.eye(2)[y_pred]
+    labels = {"expression": y_true, "expression_mask": np.ones(9)}
+    manifest = {"vocabularies": {"expression": CLASSES}}
+    bench = benchmarks.get_benchmark("ck+")
+    results = {"benchmark": "ck+", "title": bench.title, "synthetic": False, "split": "test",
+               "median_window": None, "num_samples": 9, "model_dir": "m", "data_dir": "d",
+               **runner.compute_metrics(bench, {"expression_probs": probs}, labels, {}, manifest)}
+    runs = tmp_path / "runs"
+    _write(str(runs / "run" / "config.yaml"), "name: paper_a\n")
+    eval_report.write_report(results, str(runs / "run" / "eval"))
+    cells, _, _ = build_report(str(project / "references"), str(runs), root=str(project))
+    assert _cell(cells, "Table 1", "Ours", "Acc (%)")["ours"] == pytest.approx(700 / 9)
+    assert _cell(cells, "Table 3", "Ours", "AN")["ours"] == pytest.approx(75.0)      # 3 of 4
+    assert _cell(cells, "Table 3", "Ours", "AN->HA")["ours"] == pytest.approx(25.0)  # 1 of 4
