@@ -81,9 +81,9 @@ def _check_keys(mapping, allowed, required, source, where):
             _fail(source, f"{where}.{key}", f"expected {allowed[key]}, got {type(value).__name__}")
 
 
-def config_paths(row):
+def config_paths(row, field="config"):
     """The row's config paths as a list (a row may name several, e.g. 3 single-task nets)."""
-    paths = row.get("config", [])
+    paths = row.get(field, [])
     return [paths] if isinstance(paths, str) else list(paths)
 
 
@@ -127,8 +127,7 @@ def _check_row(row, columns, source, where, root):
             _fail(source, f"{where}.true_class", f"column {key!r} ({column['metric']}) needs "
                   "the row's true class")
     for field in ("config", "synthface_config"):
-        paths = row.get(field, [])
-        for path in [paths] if isinstance(paths, str) else paths:
+        for path in config_paths(row, field):
             if not isinstance(path, str) or not path.endswith(".yaml"):
                 _fail(source, f"{where}.{field}", f"expected a .yaml path, got {path!r}")
             if root is not None and not os.path.isfile(os.path.join(root, path)):

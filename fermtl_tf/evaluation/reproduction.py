@@ -73,43 +73,44 @@ def _row_label(row):
 
 
 def _names(paths, root):
-    return tuple(config_name(Path(root) / path) for path in paths)
+    return tuple(config_name(str(Path(root) / path)) for path in paths)
+
+
+def _table_label(table):
+    return f"Table {table['table']}" + (f" ({table['part']})" if table.get("part") else "")
+
+
+def _cell_record(paper_id, document, table, row_index, row, column, root):
+    """One printed cell with everything needed to match it to runs and to print it."""
+    status, reason = _status(row)
+    value = row["values"][column["key"]]
+    per_class = column["metric"] in CONFUSION_METRICS
+    return {
+        "paper_id": paper_id, "citation": document["citation"], "title": document["title"],
+        "table": _table_label(table), "caption": table["caption"], "units": table["units"],
+        "protocol": table["protocol"], "notes": tuple(table.get("notes", [])),
+        "row": row_index, "method": _row_label(row), "status": status, "reason": reason,
+        "configs": tuple(config_paths(row)),
+        "config_names": _names(config_paths(row), root),
+        "synthface_names": _names(config_paths(row, "synthface_config"), root),
+        "column": column["header"], "benchmark": column["benchmark"],
+        "split": column.get("split", DEFAULT_SPLIT),
+        "median_filtered": column.get("median_filtered", False), "metric": column["metric"],
+        "true_class": column.get("true_class", row.get("true_class", "")) if per_class else "",
+        "predicted_class": column.get("predicted_class", ""),
+        "paper": value, "printed": printed(value), "bold": column["key"] in row.get("bold", []),
+    }
 
 
 def reference_cells(references, root="."):
-    """One DataFrame row per printed cell of every reference table (and per ``-`` cell)."""
-    records = []
-    for paper_id, document in references.items():
-        for table in document["tables"]:
-            table_label = f"Table {table['table']}" + (f" ({table['part']})" if table.get("part") else "")
-            for row_index, row in enumerate(table["rows"]):
-                status, reason = _status(row)
-                configs = tuple(config_paths(row))
-                synthface = row.get("synthface_config", [])
-                synthface = (synthface,) if isinstance(synthface, str) else tuple(synthface)
-                for column in table["columns"]:
-                    if column["key"] not in row["values"]:
-                        continue
-                    records.append({
-                        "paper_id": paper_id, "citation": document["citation"],
-                        "title": document["title"], "table": table_label,
-                        "caption": table["caption"], "units": table["units"],
-                        "protocol": table["protocol"], "notes": tuple(table.get("notes", [])),
-                        "row": row_index,
-                        "method": _row_label(row), "status": status, "reason": reason,
-                        "configs": configs, "config_names": _names(configs, root),
-                        "synthface_names": _names(synthface, root),
-                        "column": column["header"], "benchmark": column["benchmark"],
-                        "split": column.get("split", DEFAULT_SPLIT),
-                        "median_filtered": column.get("median_filtered", False),
-                        "metric": column["metric"],
-                        "true_class": column.get("true_class", row.get("true_class", ""))
-                        if column["metric"] in CONFUSION_METRICS else "",
-                        "predicted_class": column.get("predicted_class", ""),
-                        "paper": row["values"][column["key"]],
-                        "bold": column["key"] in row.get("bold", []),
-                        "printed": printed(row["values"][column["key"]]),
-                    })
+    """One DataFrame row per printed cell of every reference table (``-`` cells included)."""
+    records = [
+        _cell_record(paper_id, document, table, row_index, row, column, root)
+        for paper_id, document in references.items()
+        for table in document["tables"]
+        for row_index, row in enumerate(table["rows"])
+        for column in table["columns"] if column["key"] in row["values"]
+    ]
     cells = pd.DataFrame.from_records(records)
     cells["paper"] = cells["paper"].astype(float)
     return cells
@@ -176,7 +177,7 @@ def run_records(runs_dir):
             unmatched.append(str(path))
             continue
         results = _read_results(path)
-        base = {"run": str(path.parent), "config_name": config_name(config),
+        base = {"run": str(path.parent), "config_name": config_name(str(config)),
                 "synthetic": bool(results.get("synthetic", False)),
                 "benchmark": results["benchmark"], "split": results["split"],
                 "median_filtered": bool(results.get("median_window"))}
