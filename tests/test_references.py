@@ -69,6 +69,9 @@ def test_every_config_path_exists_and_every_row_has_one_status(documents, name):
         assert sum(key in row for key in ROW_STATUSES) == 1, row["method"]
         for path in config_paths(row):
             assert os.path.isfile(os.path.join(ROOT, path)), path
+        for path in config_paths(row, "synthface_config"):
+            assert os.path.isfile(os.path.join(ROOT, path)), path
+            assert os.path.basename(path).startswith("synthface_"), path
 
 
 def test_every_paper_table_config_is_named_by_a_row(documents):

@@ -346,8 +346,8 @@ def render_markdown(cells, summary, runs_label, unmatched=()):
         "and split (the folds of a cross-validation protocol; *Runs* counts them), converted "
         "to the units the table prints; *Difference* is ours minus paper. A row is *within 1 "
         "point* when every compared cell differs by at most 1 percentage point (0.01 where "
-        "the table prints fractions). *SynthFace* holds results of the same configs on the "
-        "synthetic benchmark: never mixed with real-data values, and no evidence about real "
+        "the table prints fractions). *SynthFace* holds results of the row's configs (or its "
+        "SynthFace configs) on the synthetic benchmark, matched by metric name: never mixed with real-data values, and no evidence about real "
         "faces.", "",
         "## Summary", "", markdown_table(summary_table(summary)), "",
     ]
