@@ -176,3 +176,10 @@ def test_confusion_rate_column_needs_the_rows_true_class():
     document["tables"][0]["rows"][0].pop("true_class")
     with pytest.raises(ReferenceError, match="true class"):
         validate_reference(document, "tuple_clusters.yaml")
+
+
+def test_only_sample_means_pool_across_splits():
+    document = copy.deepcopy(_raw("facebehaviornet"))
+    document["tables"][0]["columns"][0]["combine_splits"] = ["test", "val"]
+    with pytest.raises(ReferenceError, match="not a mean over samples"):
+        validate_reference(document, "facebehaviornet.yaml")

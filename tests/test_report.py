@@ -52,9 +52,11 @@ tables:
       - {key: anger, header: AN, benchmark: ck+, metric: class_accuracy, true_class: anger}
       - {key: to_happy, header: AN->HA, benchmark: ck+, metric: confusion_rate, predicted_class: happiness}
       - {key: nme, header: NME common, benchmark: 300w, split: common, metric: nme_inter_pupil}
+      - {key: full, header: NME full, benchmark: 300w, combine_splits: [common, challenging], metric: nme_inter_pupil}
     rows:
       - {method: Ours, true_class: anger, values: {anger: 88.0, to_happy: 12.0}, config: train/configs/a.yaml}
-      - {method: Ours landmarks, values: {nme: 4.00}, config: train/configs/a.yaml}
+      - {method: Ours landmarks, values: {nme: 4.00, full: 5.00}, config: train/configs/a.yaml}
+      - {method: Half evaluated, values: {full: 5.00}, config: train/configs/b.yaml}
 """
 
 CLASSES = ["anger", "happiness"]
@@ -92,7 +94,11 @@ def project(tmp_path):
     _results(str(runs / "a_fold0" / "eval_val" / "results.json"), "ck+", {"accuracy": 0.10},
              split="val")
     _results(str(runs / "a_fold0" / "eval_300w" / "results.json"), "300w",
-             {"nme_inter_pupil": 4.2}, split="common")
+             {"nme_inter_pupil": 4.2}, split="common", samples_per_task={"landmarks": 3})
+    _results(str(runs / "a_fold0" / "eval_300w_hard" / "results.json"), "300w",
+             {"nme_inter_pupil": 8.2}, split="challenging", samples_per_task={"landmarks": 1})
+    _results(str(runs / "b" / "300w" / "results.json"), "300w",  # the other subset is missing
+             {"nme_inter_pupil": 4.0}, split="common", samples_per_task={"landmarks": 3})
     _write(str(runs / "b" / "config.yaml"), "name: paper_b\n")
     _results(str(runs / "b" / "median" / "results.json"), "aff_wild", {"ccc_valence": 0.47},
              median_window=5)
@@ -132,6 +138,10 @@ EXPECTED = {
     ("Table 3", "Ours", "AN->HA"): (12.0, 10.0, -2.0, 3, None, False),
     # NME is already in percent: no conversion
     ("Table 3", "Ours landmarks", "NME common"): (4.0, 4.2, 0.2, 1, None, True),
+    # full set pooled from its subsets by sample count: (3 x 4.2 + 1 x 8.2) / 4 = 5.2
+    ("Table 3", "Ours landmarks", "NME full"): (5.0, 5.2, 0.2, 1, None, True),
+    # only the common subset evaluated: no full-set value
+    ("Table 3", "Half evaluated", "NME full"): (5.0, None, None, 0, None, None),
 }
 
 
@@ -154,7 +164,7 @@ def test_cell_values_against_the_hand_worked_table(project, key):
 def test_summary_counts_rows_configs_runs_and_agreement(project):
     _, summary, unmatched = _report(project)
     assert summary.drop(columns=["paper_id", "citation"]).to_dict(orient="records") == [{
-        "rows": 7, "with_config": 5, "pending": 1, "not_reproducible": 1,
+        "rows": 8, "with_config": 6, "pending": 1, "not_reproducible": 1,
         "run": 4,             # Table 1 Ours, Table 2 Ours, both Table 3 rows
         "within_1_point": 2,  # Table 1 Ours, Table 3 landmarks (Table 2 Ours has a 3-point cell)
         "synthface_run": 1,
@@ -190,7 +200,7 @@ def test_cli_writes_markdown_json_and_the_readme_section(project, capsys):
             "--readme", str(readme)]
     assert main(argv) == 0
     markdown = (project / "docs" / "REPRODUCTION.md").read_text(encoding="utf-8")
-    assert "| Demo et al. | 7 | 5 | 1 | 1 | 4 | 2 | 1 |" in markdown
+    assert "| Demo et al. | 8 | 6 | 1 | 1 | 4 | 2 | 1 |" in markdown
     assert "orphan" in markdown
     data = json.loads((project / "runs" / "reproduction.json").read_text(encoding="utf-8"))
     assert data["summary"][0]["within_1_point"] == 2
@@ -198,7 +208,7 @@ def test_cli_writes_markdown_json_and_the_readme_section(project, capsys):
     assert never_run[0]["ours"] is None and never_run[0]["status"] == "config"
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# Demo\n\nIntro.\n\n" + reproduction.README_START)
-    assert "- **Demo et al.**: 7 rows, 5 with a config, 1 pending, 1 not reproducible; " \
+    assert "- **Demo et al.**: 8 rows, 6 with a config, 1 pending, 1 not reproducible; " \
            "4 run on real data, 2 within 1 point of the paper." in text
     assert main(argv) == 0  # a second run replaces the section instead of appending one
     assert readme.read_text(encoding="utf-8").count(reproduction.README_START) == 1

@@ -50,8 +50,7 @@ def build_report(references_dir, runs_dir=None, root="."):
     references = load_references(references_dir, root=root)
     cells = reproduction.reference_cells(references, root=root)
     if runs_dir is None:
-        records = pd.DataFrame(columns=["run", "config_name", "synthetic",
-                                        *reproduction.MATCH_KEYS, "value"])
+        records = pd.DataFrame(columns=reproduction.RECORD_COLUMNS)
         unmatched = []
     else:
         records, unmatched = reproduction.run_records(runs_dir)

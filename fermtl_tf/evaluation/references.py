@@ -25,7 +25,10 @@ _TABLE_KEYS = {"table": str, "part": str, "caption": str, "units": str, "protoco
                "notes": list, "columns": list, "rows": list}
 _TABLE_REQUIRED = ("table", "caption", "units", "protocol", "columns", "rows")
 _COLUMN_KEYS = {"key": str, "header": str, "benchmark": str, "metric": str, "split": str,
-                "median_filtered": bool, "true_class": str, "predicted_class": str}
+                "combine_splits": list, "median_filtered": bool, "true_class": str,
+                "predicted_class": str}
+#: Metrics that are means over samples, so results on several splits pool exactly.
+POOLABLE_METRICS = ("accuracy", "nme_inter_pupil", "nme_inter_ocular")
 _COLUMN_REQUIRED = ("key", "header", "benchmark", "metric")
 _ROW_KEYS = {"method": str, "group": str, "labels": dict, "true_class": str, "values": dict,
              "bold": list, "config": (str, list), "synthface_config": (str, list),
@@ -96,6 +99,12 @@ def _check_column(column, source, where):
     if not benchmark.reports(column["metric"]):
         _fail(source, f"{where}.metric", f"benchmark {benchmark.name!r} does not report "
               f"{column['metric']!r}; it reports {list(benchmark.metric_names)}")
+    if "combine_splits" in column:
+        if "split" in column or len(column["combine_splits"]) < 2:
+            _fail(source, f"{where}.combine_splits", "needs two or more splits and no 'split'")
+        if column["metric"] not in POOLABLE_METRICS:
+            _fail(source, f"{where}.combine_splits", f"{column['metric']!r} is not a mean over "
+                  f"samples; only {list(POOLABLE_METRICS)} pool across splits")
     if column["metric"] == "confusion_rate" and "predicted_class" not in column:
         _fail(source, f"{where}.predicted_class", "required by metric 'confusion_rate'")
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fermtl_tf.evaluation.benchmarks import CONFUSION_METRICS, metric_unit
+from fermtl_tf.evaluation.benchmarks import CONFUSION_METRICS, TASK_METRICS, metric_unit
 from fermtl_tf.evaluation.references import config_paths, printed
 from fermtl_tf.evaluation.report import RESULTS_JSON, to_builtin
 
@@ -34,6 +34,8 @@ DEFAULT_SPLIT = "test"
 RUN_CONFIG = "config.yaml"
 #: Columns identifying one metric value of one evaluation, shared by runs and references.
 MATCH_KEYS = ["benchmark", "split", "median_filtered", "metric", "true_class", "predicted_class"]
+#: Columns of :func:`run_records`: one metric value of one results.json.
+RECORD_COLUMNS = ["run", "config_name", "synthetic", *MATCH_KEYS, "value", "samples"]
 README_START = "<!-- reproduction-status:start -->"
 README_END = "<!-- reproduction-status:end -->"
 
@@ -95,6 +97,7 @@ def _cell_record(paper_id, document, table, row_index, row, column, root):
         "synthface_names": _names(config_paths(row, "synthface_config"), root),
         "column": column["header"], "benchmark": column["benchmark"],
         "split": column.get("split", DEFAULT_SPLIT),
+        "combine_splits": tuple(column.get("combine_splits", ())),
         "median_filtered": column.get("median_filtered", False), "metric": column["metric"],
         "true_class": column.get("true_class", row.get("true_class", "")) if per_class else "",
         "predicted_class": column.get("predicted_class", ""),
@@ -148,6 +151,12 @@ def _confusion_records(results):
     return records
 
 
+def _samples(results, metric):
+    """How many samples ``metric`` was computed on (``samples_per_task`` of its task)."""
+    task = next((task for task, names in TASK_METRICS.items() if metric in names), "expression")
+    return float(results.get("samples_per_task", {}).get(task, results.get("num_samples", 0)))
+
+
 def _read_results(path):
     try:
         with open(path, encoding="utf-8") as handle:
@@ -185,19 +194,21 @@ def run_records(runs_dir):
         for metric, true_class, predicted, value in values + _confusion_records(results):
             if value is not None and math.isfinite(value):
                 records.append({**base, "metric": metric, "true_class": true_class,
-                                "predicted_class": predicted, "value": float(value)})
-    columns = ["run", "config_name", "synthetic", *MATCH_KEYS, "value"]
-    return pd.DataFrame.from_records(records, columns=columns), unmatched
+                                "predicted_class": predicted, "value": float(value),
+                                "samples": _samples(results, metric)})
+    return pd.DataFrame.from_records(records, columns=RECORD_COLUMNS), unmatched
 
 
 def fold_means(records):
-    """Mean and count of the values of one config/benchmark/split/metric (its folds)."""
+    """Mean, count and mean sample count of one config/benchmark/split/metric (its folds)."""
     keys = ["config_name", "synthetic", *MATCH_KEYS]
-    records = records.astype({"synthetic": bool, "median_filtered": bool, "value": float})
+    records = records.astype({"synthetic": bool, "median_filtered": bool, "value": float,
+                              "samples": float})
     if records.empty:
-        return records[keys].assign(value=[], runs=[])
-    grouped = records.groupby(keys, sort=False)["value"]
-    return grouped.agg(value="mean", runs="count").reset_index()
+        return records[keys].assign(value=[], runs=[], samples=[])
+    grouped = records.groupby(keys, sort=False)
+    return grouped.agg(value=("value", "mean"), runs=("value", "count"),
+                       samples=("samples", "mean")).reset_index()
 
 
 # --- the join ----------------------------------------------------------------------------
@@ -212,7 +223,27 @@ def _first_match(cells, means, on_cells, on_means, names_column):
     merged = exploded.merge(means, left_on=[names_column, *on_cells],
                             right_on=["config_name", *on_means], how="inner")
     merged = merged.sort_values(["cell", "order"]).drop_duplicates("cell")
-    return merged.set_index("cell")[["value", "runs"]]
+    return merged.set_index("cell")[["value", "runs", "samples"]]
+
+
+def _combined_match(cells, means):
+    """Cells whose column pools several splits (300-W full = common + challenging).
+
+    Each split is matched on its own; the cell's value is their sample-weighted mean, exact
+    for a metric that is a mean over samples (NME, accuracy), and only when every split
+    was evaluated. ``runs`` is the smallest run count among the splits.
+    """
+    parts = cells.assign(split=cells["combine_splits"]).explode("split")
+    parts = parts.reset_index(names="cell_id").reset_index(drop=True)
+    matched = _first_match(parts, means, MATCH_KEYS, MATCH_KEYS, "config_names")
+    matched = matched.join(parts["cell_id"]).assign(weighted=lambda m: m["value"] * m["samples"])
+    pooled = matched.groupby("cell_id").agg(weighted=("weighted", "sum"),
+                                            samples=("samples", "sum"),
+                                            runs=("runs", "min"), parts=("value", "count"))
+    complete = pooled["parts"] == cells["combine_splits"].str.len().reindex(pooled.index)
+    pooled = pooled[complete]
+    return pd.DataFrame({"value": pooled["weighted"] / pooled["samples"],
+                         "runs": pooled["runs"], "samples": pooled["samples"]})
 
 
 def _to_paper_units(values, metrics, units):
@@ -230,7 +261,11 @@ def compare(cells, records):
     synthetic = means[means["synthetic"] & (means["split"] == DEFAULT_SPLIT)
                       & ~means["median_filtered"]]
     configured = cells["status"] == "config"
-    ours = _first_match(cells[configured], real, MATCH_KEYS, MATCH_KEYS, "config_names")
+    pooled = cells["combine_splits"].str.len() > 0
+    ours = pd.concat([
+        _first_match(cells[configured & ~pooled], real, MATCH_KEYS, MATCH_KEYS, "config_names"),
+        _combined_match(cells[configured & pooled], real),
+    ])
     cells["ours"] = _to_paper_units(ours["value"].reindex(cells.index), cells["metric"],
                                     cells["units"])
     cells["runs"] = ours["runs"].reindex(cells.index).fillna(0).astype(int)
