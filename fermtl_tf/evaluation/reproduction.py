@@ -214,14 +214,16 @@ def fold_means(records):
 # --- the join ----------------------------------------------------------------------------
 
 
-def _first_match(cells, means, on_cells, on_means, names_column):
-    """For each cell, the mean of the first of its configs (in row order) that has one."""
-    exploded = cells[[names_column, *on_cells]].explode(names_column).dropna(
-        subset=[names_column])
+def _first_match(cells, means, on, names_column):
+    """For each cell, the mean of the first of its configs (in row order) that has one.
+
+    ``on`` are the columns a cell and a fold mean must share besides the config name.
+    """
+    exploded = cells[[names_column, *on]].explode(names_column).dropna(subset=[names_column])
     exploded["order"] = exploded.groupby(level=0).cumcount()
     exploded = exploded.reset_index(names=["cell"])
-    merged = exploded.merge(means, left_on=[names_column, *on_cells],
-                            right_on=["config_name", *on_means], how="inner")
+    merged = exploded.merge(means, left_on=[names_column, *on],
+                            right_on=["config_name", *on], how="inner")
     merged = merged.sort_values(["cell", "order"]).drop_duplicates("cell")
     return merged.set_index("cell")[["value", "runs", "samples"]]
 
@@ -235,7 +237,7 @@ def _combined_match(cells, means):
     """
     parts = cells.assign(split=cells["combine_splits"]).explode("split")
     parts = parts.reset_index(names="cell_id").reset_index(drop=True)
-    matched = _first_match(parts, means, MATCH_KEYS, MATCH_KEYS, "config_names")
+    matched = _first_match(parts, means, MATCH_KEYS, "config_names")
     matched = matched.join(parts["cell_id"]).assign(weighted=lambda m: m["value"] * m["samples"])
     pooled = matched.groupby("cell_id").agg(weighted=("weighted", "sum"),
                                             samples=("samples", "sum"),
@@ -263,14 +265,14 @@ def compare(cells, records):
     configured = cells["status"] == "config"
     pooled = cells["combine_splits"].str.len() > 0
     ours = pd.concat([
-        _first_match(cells[configured & ~pooled], real, MATCH_KEYS, MATCH_KEYS, "config_names"),
+        _first_match(cells[configured & ~pooled], real, MATCH_KEYS, "config_names"),
         _combined_match(cells[configured & pooled], real),
     ])
     cells["ours"] = _to_paper_units(ours["value"].reindex(cells.index), cells["metric"],
                                     cells["units"])
     cells["runs"] = ours["runs"].reindex(cells.index).fillna(0).astype(int)
     names = cells["config_names"] + cells["synthface_names"]
-    synthface = _first_match(cells.assign(all_names=names), synthetic, ["metric", "true_class", "predicted_class"],
+    synthface = _first_match(cells.assign(all_names=names), synthetic,
                              ["metric", "true_class", "predicted_class"], "all_names")
     cells["synthface"] = _to_paper_units(synthface["value"].reindex(cells.index),
                                          cells["metric"], cells["units"])
