@@ -7,6 +7,13 @@ to compute each name from a model's outputs and the dataset's labels:
 * ``landmarks``: ``nme_inter_pupil``, ``nme_inter_ocular`` (percent)
 * ``au``: ``au_f1``, ``au_accuracy``, ``afa``
 * ``va``: ``ccc_valence``, ``ccc_arousal``
+* ``identity``: ``identity_accuracy``, ``identity_macro_f1`` (Kollias Table 8)
+* ``attributes``: ``attribute_accuracy``, ``attribute_f1`` (Kollias Table 8)
+
+Two further metrics are read from the confusion matrix every expression evaluation
+writes (:data:`CONFUSION_METRICS`): the accuracy of one class (Li Table 2's per-class
+columns) and one cell of the row-normalised matrix (Liu Tables 1, 2 and 4). Every
+metric is a fraction except NME, which is in percent (:func:`metric_unit`).
 
 ``protocol`` is ``"split"`` (one fixed test split) or ``"k_fold"`` (the runner
 evaluates one fold, ``folds=[k]``;
@@ -23,8 +30,21 @@ TASK_METRICS = {
     "landmarks": ("nme_inter_pupil", "nme_inter_ocular"),
     "au": ("au_f1", "au_accuracy", "afa"),
     "va": ("ccc_valence", "ccc_arousal"),
+    "identity": ("identity_accuracy", "identity_macro_f1"),
+    "attributes": ("attribute_accuracy", "attribute_f1"),
 }
 PROTOCOLS = ("split", "k_fold")
+#: Per-class metrics derived from an expression confusion matrix (true rows, predicted
+#: columns): ``class_accuracy`` of one true class (its recall), ``confusion_rate`` of one
+#: (true, predicted) pair (the share of the true class predicted as that class).
+CONFUSION_METRICS = ("class_accuracy", "confusion_rate")
+#: Metrics whose values are percentages; every other metric is a fraction in [0, 1].
+PERCENT_METRICS = ("nme_inter_pupil", "nme_inter_ocular")
+
+
+def metric_unit(name):
+    """``"percent"`` for NME, ``"fraction"`` for every other metric (the runner's units)."""
+    return "percent" if name in PERCENT_METRICS else "fraction"
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,12 @@ class Benchmark:
     @property
     def metric_names(self):
         return tuple(name for names in self.task_metrics.values() for name in names)
+
+    def reports(self, metric):
+        """Whether ``metric`` can be read from this benchmark's results (incl. per class)."""
+        if metric in CONFUSION_METRICS:
+            return "expression" in self.task_metrics
+        return metric in self.metric_names
 
 
 _ENTRIES = (
@@ -233,6 +259,18 @@ _ENTRIES = (
         protocol="split",
         description="Unseen-database AU generalisation, no training on it.",
         paper_refs=("Kollias Table 6",),
+    ),
+    Benchmark(
+        name="celeba",
+        display_name="CelebA",
+        task_metrics={
+            "identity": ("identity_accuracy", "identity_macro_f1"),
+            "attributes": ("attribute_accuracy", "attribute_f1"),
+        },
+        protocol="split",
+        description="10,177 identities and 40 attributes, Kollias's subject-dependent "
+        "re-split; total accuracy and average F1 for identities and attributes (Sec. 4.2 iv).",
+        paper_refs=("Kollias Table 8",),
     ),
     Benchmark(
         name="raf_ce",

@@ -31,7 +31,8 @@ MANIFEST = "manifest.json"
 
 _LABEL_KEYS = (
     "expression", "expression_mask", "landmarks", "landmarks_mask", "au", "au_mask",
-    "valence", "arousal", "va_mask", "image_id", "sequence_id", "frame_index",
+    "valence", "arousal", "va_mask", "identity", "attributes", "attributes_mask",
+    "image_id", "sequence_id", "frame_index",
 )
 
 
@@ -236,11 +237,44 @@ def _va_scores(names, outputs, labels, export, manifest):
     return scores, int(keep.sum()), {}
 
 
+def _identity_scores(names, outputs, labels, export, manifest):
+    """Identity classification (Kollias Table 8): samples with identity >= 0 (-1 = missing)."""
+    logits = _require_output(outputs, "identity_logits")
+    keep = _selected(labels["identity"] >= 0, "identity")
+    y_true, y_pred = labels["identity"][keep], np.argmax(logits[keep], axis=-1)
+    functions = {
+        "identity_accuracy": lambda: metrics.accuracy(y_true, y_pred),
+        "identity_macro_f1": lambda: metrics.macro_f1(y_true, y_pred, logits.shape[-1]),
+    }
+    return {name: functions[name]() for name in names}, int(keep.sum()), {}
+
+
+def _attribute_scores(names, outputs, labels, export, manifest):
+    """Attribute detection (Kollias Table 8) with the binary multi-label AU metrics.
+
+    A sigmoid of the served logits (as tanh, which cannot overflow) gives the
+    probabilities the AU metrics threshold at 0.5; accuracy and F1 are averaged over the
+    attributes that carry labels, so with every label present the accuracy is the total
+    accuracy of Sec. 4.2 (iv).
+    """
+    logits = _require_output(outputs, "attributes_logits")
+    mask = labels["attributes_mask"]
+    _selected(mask.any(axis=1), "attribute")
+    probs = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, dtype=np.float64)))
+    functions = {
+        "attribute_accuracy": lambda: metrics.au_accuracy(probs, labels["attributes"], mask),
+        "attribute_f1": lambda: metrics.au_f1(probs, labels["attributes"], mask),
+    }
+    return {name: functions[name]() for name in names}, int(mask.any(axis=1).sum()), {}
+
+
 _TASK_SCORERS = {
     "expression": _expression_scores,
     "landmarks": _landmark_scores,
     "au": _au_scores,
     "va": _va_scores,
+    "identity": _identity_scores,
+    "attributes": _attribute_scores,
 }
 
 

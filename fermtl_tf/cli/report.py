@@ -1,0 +1,89 @@
+"""``fermtl-report``: the papers' numbers beside ours, for every row of every table.
+
+Example::
+
+    fermtl-report --runs runs --readme README.md
+
+Reads the transcribed tables in ``evaluate/references/*.yaml`` and every ``results.json``
+that ``fermtl-eval --out`` wrote under ``--runs`` (each tied to its training config by the
+``config.yaml`` that ``fermtl-train`` wrote in the run folder), averages the folds, and
+writes ``docs/REPRODUCTION.md`` and its JSON twin (``<runs>/reproduction.json`` unless
+``--json`` says otherwise: it belongs with the runs it summarises); with ``--readme`` it also
+refreshes that file's "Reproduction status" section. Without ``--runs`` every configured
+row reads "not run". Run it from the repository root (config paths are relative to it).
+Bad input is reported in one line naming the file, with exit status 2.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from fermtl_tf.evaluation import reproduction
+from fermtl_tf.evaluation.references import ReferenceError, load_references
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="fermtl-report",
+        description="Compare the papers' reported results with fermtl-eval results.",
+    )
+    parser.add_argument("--references", default="evaluate/references",
+                        help="folder of reference *.yaml files (default: evaluate/references)")
+    parser.add_argument("--runs", default=None,
+                        help="folder searched for results.json files (default: none, all 'not run')")
+    parser.add_argument("--root", default=".",
+                        help="folder the config paths are relative to (default: .)")
+    parser.add_argument("--out", default="docs/REPRODUCTION.md", help="Markdown report path")
+    parser.add_argument("--json", default=None,
+                        help="JSON report path (default: <runs>/reproduction.json; none "
+                             "without --runs)")
+    parser.add_argument("--readme", default=None,
+                        help="README whose 'Reproduction status' section is rewritten")
+    return parser
+
+
+def build_report(references_dir, runs_dir=None, root="."):
+    """(cells, summary, unmatched results) for the references and runs given."""
+    references = load_references(references_dir, root=root)
+    cells = reproduction.reference_cells(references, root=root)
+    if runs_dir is None:
+        records = pd.DataFrame(columns=reproduction.RECORD_COLUMNS)
+        unmatched = []
+    else:
+        records, unmatched = reproduction.run_records(runs_dir)
+    cells = reproduction.compare(cells, records)
+    return cells, reproduction.paper_summary(cells), unmatched
+
+
+def main(argv=None):
+    """Run the command; returns the exit status (0 success, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        cells, summary, unmatched = build_report(args.references, args.runs, args.root)
+    except (ReferenceError, reproduction.ReportInputError) as error:
+        print(f"fermtl-report: error: {error}", file=sys.stderr)
+        return 2
+    runs_label = f"`{args.runs}`" if args.runs else "no runs folder (every row not run)"
+    markdown = reproduction.render_markdown(cells, summary, runs_label, unmatched)
+    outputs = [(args.out, markdown)]
+    json_path = args.json or (args.runs and str(Path(args.runs) / "reproduction.json"))
+    if json_path:
+        outputs.append((json_path, json.dumps(reproduction.report_json(cells, summary, unmatched),
+                                              ensure_ascii=False, allow_nan=False)))
+    for path, text in outputs:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n", encoding="utf-8")
+    if args.readme:
+        readme = Path(args.readme)
+        section = reproduction.readme_section(summary)
+        readme.write_text(reproduction.update_readme(readme.read_text(encoding="utf-8"), section),
+                          encoding="utf-8")
+    print(reproduction.markdown_table(reproduction.summary_table(summary)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
