@@ -32,6 +32,7 @@ Logs are of ``max(q, epsilon)`` so that a zero row of the table cannot give ``-i
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 #: Where the sigmoid of Eq. 5 sits: on each table entry (Eq. 5, in-the-wild statistics),
@@ -52,7 +53,9 @@ def _check(name, value, allowed):
 
 
 def _table(relatedness, like):
-    return tf.cast(tf.convert_to_tensor(relatedness), like.dtype)
+    if not tf.is_tensor(relatedness):
+        relatedness = np.asarray(relatedness, np.float64)  # no float32 detour
+    return tf.cast(relatedness, like.dtype)
 
 
 def _log(x, epsilon):
@@ -134,8 +137,10 @@ class AlignmentLoss(keras.losses.Loss):
     def __init__(self, relatedness, term="am", sigmoid="inside", dm1_form="printed",
                  epsilon=LOG_EPSILON, name="alignment", **kwargs):
         super().__init__(name=name, reduction=None, **kwargs)
-        self.relatedness = [[float(v) for v in row] for row in
-                            tf.convert_to_tensor(relatedness, tf.float32).numpy().tolist()]
+        self.relatedness = np.asarray(relatedness, np.float64).tolist()
+        if np.ndim(self.relatedness) != 2:
+            raise ValueError(f"relatedness must be a [classes, AUs] table, got shape "
+                             f"{np.shape(self.relatedness)}")
         self.term = _check("term", term, self.TERMS)
         self.sigmoid = _check("sigmoid", sigmoid, SIGMOID_POSITIONS)
         self.dm1_form = _check("dm1_form", dm1_form, DM1_FORMS)
