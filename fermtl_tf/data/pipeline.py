@@ -8,7 +8,7 @@ dataset, AUs or landmarks from another), each source with its own batch size.
 
 Order of operations (per element unless noted)::
 
-    shards -> parse -> filter split -> [cache] -> [shuffle] -> [repeat]
+    shards -> parse -> filter split [, folds, holdout part] -> [cache] -> [shuffle] -> [repeat]
            -> zip with a per-element random seed -> decode, landmarks to (0, 1),
               augment + resize -> batch -> normalise (vectorised) -> prefetch
 
@@ -180,26 +180,71 @@ def _fold_list(name, folds):
     return folds
 
 
-def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None):
+#: The two parts of a split cut by ``holdout`` (see :func:`make_dataset`).
+HOLDOUT_PARTS = ("holdout", "rest")
+
+#: Resolution of the hash that assigns a record to a part.
+_HOLDOUT_BUCKETS = 1 << 30
+
+
+def _check_holdout(holdout, folder):
+    """``holdout`` as ``(fraction, seed, part)``, or None; errors name the folder and key."""
+    if holdout is None:
+        return None
+    if not isinstance(holdout, dict):
+        raise TypeError(f"{folder}: holdout must be a dict with fraction, seed, part; "
+                        f"got {type(holdout).__name__}")
+    unknown = sorted(set(holdout) - {"fraction", "seed", "part"})
+    if unknown:
+        raise ValueError(f"{folder}: holdout has unknown key(s) {unknown}; "
+                         f"known: fraction, seed, part")
+    fraction = float(holdout.get("fraction", 0.25))
+    seed = holdout.get("seed", 0)
+    part = holdout.get("part", "holdout")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"{folder}: holdout.fraction must be in (0, 1), got {fraction}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"{folder}: holdout.seed must be a non-negative int, got {seed!r}")
+    if part not in HOLDOUT_PARTS:
+        raise ValueError(f"{folder}: holdout.part must be one of {HOLDOUT_PARTS}, got {part!r}")
+    return fraction, seed, part
+
+
+def in_holdout(image_ids, fraction, seed):
+    """True for the held-out ``image_ids``: a keyed hash (SipHash, key ``seed``) of the id
+    falls in the lowest ``fraction`` of its range.
+
+    A function of (id, fraction, seed) only -- independent of shards, shuffling and the
+    other records -- so the held-out part and the rest are disjoint, cover the split,
+    and are the same in every run. The held-out count is ``fraction * n`` in expectation
+    (binomial), not exactly; ids must be unique for the cut to be per image.
+    """
+    buckets = tf.strings.to_hash_bucket_strong(image_ids, _HOLDOUT_BUCKETS, key=[seed, 0])
+    return buckets < int(round(fraction * _HOLDOUT_BUCKETS))
+
+
+def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None,
+                  holdout=None):
     """Number of records of ``split`` in ``folder``: from the manifest, else by a scan.
 
-    With ``folds``/``exclude_folds`` (cross-validation protocols) the records are counted
-    by a scan, since the manifest counts splits and folds only separately.
+    With ``folds``/``exclude_folds`` (cross-validation protocols) or ``holdout`` the
+    records are counted by a scan, since the manifest counts only splits and folds.
     """
     manifest = manifest or load_manifest(folder)
     splits = _requested_splits(split, manifest, folder)
     folds, exclude_folds = _fold_list("folds", folds), _fold_list("exclude_folds", exclude_folds)
+    holdout = _check_holdout(holdout, folder)
     known = manifest.get("splits")
-    if isinstance(known, dict) and folds is None and exclude_folds is None:
+    if isinstance(known, dict) and folds is None and exclude_folds is None and holdout is None:
         return int(sum(known[name] for name in (splits or known)))
     records = _parsed_records(folder, manifest, splits, folds=folds,
-                              exclude_folds=exclude_folds)
+                              exclude_folds=exclude_folds, holdout=holdout)
     return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
 
 
 def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, folds=None,
-                    exclude_folds=None):
-    """Parsed examples (image still encoded) of the requested splits (and folds)."""
+                    exclude_folds=None, holdout=None):
+    """Parsed examples (image still encoded) of the requested splits, folds and part."""
     paths = _shard_paths(folder, manifest)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle_files and len(paths) > 1:
@@ -223,6 +268,11 @@ def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, fo
         dropped = tf.constant(exclude_folds, tf.int64)
         records = records.filter(
             lambda record: tf.logical_not(tf.reduce_any(tf.equal(record["fold"], dropped))))
+    if holdout is not None:
+        fraction, holdout_seed, part = holdout
+        keep = part == "holdout"
+        records = records.filter(
+            lambda record: tf.equal(in_holdout(record["image_id"], fraction, holdout_seed), keep))
     return records
 
 
@@ -255,7 +305,7 @@ def _make_element_fn(manifest, image_size, augment, training, keep_metadata, kee
 def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), training=True,
                  augment=None, normalization="minus_one_one", shuffle_buffer=1024, seed=0,
                  deterministic=False, keep_metadata=False, repeat=False, drop_remainder=False,
-                 cache=False, folds=None, exclude_folds=None, keep_tasks=None):
+                 cache=False, folds=None, exclude_folds=None, keep_tasks=None, holdout=None):
     """Batched ``tf.data.Dataset`` of batch dicts read from one prepared folder.
 
     Args:
@@ -282,6 +332,10 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
             folds of a k-fold protocol are ``exclude_folds=[k]``).
         keep_tasks: None keeps every label; a list of task names (keys of
             :data:`LABEL_TASKS`) marks the labels of all other tasks missing (mask 0).
+        holdout: None, or ``{"fraction": 0.25, "seed": 0, "part": "holdout" | "rest"}``:
+            keep only the held-out ``fraction`` of the selected records, or the rest
+            (e.g. the meta-validation quarter of the training set, Li et al. 2023 §5.2).
+            Membership is :func:`in_holdout` of the ``image_id``.
     """
     if normalization not in NORMALIZATION_MODES:
         raise ValueError(f"unknown normalization {normalization!r}; known: {NORMALIZATION_MODES}")
@@ -293,9 +347,11 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     image_size = tuple(int(v) for v in image_size)
     folds, exclude_folds = _fold_list("folds", folds), _fold_list("exclude_folds", exclude_folds)
     keep_tasks = _check_keep_tasks(keep_tasks, folder)
+    checked_holdout = _check_holdout(holdout, folder)
 
     records = _parsed_records(folder, manifest, splits, shuffle_files=training, seed=seed,
-                              folds=folds, exclude_folds=exclude_folds)
+                              folds=folds, exclude_folds=exclude_folds,
+                              holdout=checked_holdout)
     if cache:
         records = records.cache()
     if training and shuffle_buffer > 1:
@@ -316,7 +372,7 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     if not repeat:
         # Filtering by split hides the length from tf.data; the manifest knows it, and
         # Keras needs it to end an epoch without an "input ran out of data" warning.
-        count = count_records(folder, split, manifest, folds, exclude_folds)
+        count = count_records(folder, split, manifest, folds, exclude_folds, holdout)
         batches = count // batch_size if drop_remainder else -(-count // batch_size)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
@@ -359,7 +415,8 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
         if steps_per_epoch is None:
             count = count_records(kwargs["folder"], kwargs["split"],
                                   folds=kwargs.get("folds"),
-                                  exclude_folds=kwargs.get("exclude_folds"))
+                                  exclude_folds=kwargs.get("exclude_folds"),
+                                  holdout=kwargs.get("holdout"))
             if count == 0:
                 raise ValueError(f"source {name!r}: no records of split {kwargs['split']!r} "
                                  f"in {kwargs['folder']}")
