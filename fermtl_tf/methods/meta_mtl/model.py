@@ -75,6 +75,13 @@ def _global_count(mask):
     return tf.maximum(count, tf.cast(DEFAULT_EPSILON, mask.dtype))
 
 
+def _expression_loss(logits, batch):
+    """Eq. 2 per sample and its presence mask (a missing label's filler is never read)."""
+    mask = tf.cast(tf.reshape(batch["expression_mask"], [-1]), logits.dtype)
+    labels = tf.where(mask > 0, tf.cast(tf.reshape(batch["expression"], [-1]), tf.int32), 0)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), mask
+
+
 def _gradients(tape, targets, sources, output_gradients=None):
     """``tape.gradient`` with zeros for unconnected sources (e.g. the AU head under STL).
 
@@ -202,9 +209,13 @@ class MetaMTLModel(keras.Model):
     # -- forward ------------------------------------------------------------------------
 
     def call(self, images, training=False):
+        return self._forward(images, training)[1]
+
+    def _forward(self, images, training):
+        """``(f(x), {"expression_logits", "au_logits"})``."""
         features = self.backbone(images, training=training)
-        return {"expression_logits": self.expression_head(features),
-                "au_logits": self.au_head(features)}
+        return features, {"expression_logits": self.expression_head(features),
+                          "au_logits": self.au_head(features)}
 
     def meta_weights(self, features):
         """Per-sample weights ``{term: [B]}`` of ``g(stop_gradient(f(x)); psi)``."""
@@ -214,9 +225,7 @@ class MetaMTLModel(keras.Model):
     def per_sample_losses(self, outputs, batch):
         """``{term: ([B] loss, [B] presence mask)}`` for the terms in use."""
         logits = outputs["expression_logits"]
-        mask = tf.cast(tf.reshape(batch["expression_mask"], [-1]), logits.dtype)
-        labels = tf.where(mask > 0, tf.cast(tf.reshape(batch["expression"], [-1]), tf.int32), 0)
-        losses = {"emo": (tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), mask)}
+        losses = {"emo": _expression_loss(logits, batch)}
         if "au" in self.terms:
             au_mask = tf.cast(batch["au_mask"], logits.dtype)
             bce = tf.nn.sigmoid_cross_entropy_with_logits(
@@ -293,9 +302,7 @@ class MetaMTLModel(keras.Model):
         theta, psi = self.base_variables, self.meta_net.trainable_variables
         with tf.GradientTape() as outer:
             with tf.GradientTape(persistent=True) as inner:
-                features = self.backbone(train["image"], training=True)
-                outputs = {"expression_logits": self.expression_head(features),
-                           "au_logits": self.au_head(features)}
+                features, outputs = self._forward(train["image"], training=True)
                 losses = self.per_sample_losses(outputs, train)
                 weights = self.meta_weights(features)
             look_ahead = self._look_ahead(inner, losses, weights, theta)
@@ -335,7 +342,8 @@ class MetaMTLModel(keras.Model):
             grad = _gradients(tape, [values], theta, [mask / _global_count(mask)])
             scale = (_sample_mean(weights[term], mask) if term in weights
                      else self.fixed_weights[term])
-            gradients = [g + scale * tf.stop_gradient(d) for g, d in zip(gradients, grad)]
+            gradients = [g + scale * tf.stop_gradient(d)
+                         for g, d in zip(gradients, grad, strict=True)]
         return gradients
 
     def validation_loss(self, look_ahead, batch):
@@ -346,9 +354,7 @@ class MetaMTLModel(keras.Model):
             batch["image"], training=True)
         head = look_ahead[split:split + len(self.expression_head.trainable_variables)]
         logits, _ = self.expression_head.stateless_call(head, [], features)
-        mask = tf.cast(tf.reshape(batch["expression_mask"], [-1]), logits.dtype)
-        labels = tf.where(mask > 0, tf.cast(tf.reshape(batch["expression"], [-1]), tf.int32), 0)
-        return _sample_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), mask)
+        return _sample_mean(*_expression_loss(logits, batch))
 
     def _plain_step(self, batch):
         with tf.GradientTape() as tape:
@@ -361,10 +367,9 @@ class MetaMTLModel(keras.Model):
 
     def test_step(self, data):
         batch, _ = _train_and_meta(data)
-        outputs = self(batch["image"], training=False)
+        features, outputs = self._forward(batch["image"], training=False)
         losses = self.per_sample_losses(outputs, batch)
-        weights = self.meta_weights(self.backbone(batch["image"], training=False)) \
-            if self.meta_terms else {}
+        weights = self.meta_weights(features) if self.meta_terms else {}
         self._record(losses, weights, outputs, batch, self.weighted_total(losses, weights))
         return self._logs()
 
