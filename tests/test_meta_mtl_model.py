@@ -5,6 +5,10 @@ The meta gradient is checked against central finite differences of
 and L_val are written here from the equations (plain tapes, no look-ahead machinery).
 """
 
+import os
+import subprocess
+import sys
+import textwrap
 import types
 
 import keras
@@ -324,3 +328,39 @@ def test_evaluate_on_plain_batches():
     batch = make_batch(4, 4, "float32", (16, 16, 3))
     logs = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
     assert 0.0 <= logs["expression_accuracy"] <= 1.0 and np.isfinite(logs["emo_loss"])
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, "tests")
+    import test_meta_mtl_model as t
+
+    step = {"train": t.make_batch(1, 8, "float32"), "meta": t.make_batch(2, 8, "float32")}
+    # Replica 0 gets 4 labelled expressions of the meta batch, replica 1 only 3.
+    step["meta"]["expression_mask"][5] = 0.0
+    data = tf.data.Dataset.from_tensors(step)
+    one = t.linear_model()
+    one.fit(data, epochs=1, verbose=0, shuffle=False)
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        two = t.linear_model()
+    two.fit(data, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(one.weights, two.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
+    moved = np.abs(one.meta_net.kernel.numpy() - t.linear_model().meta_net.kernel.numpy())
+    assert moved.max() > 1e-4
+    print("EQUIVALENT")
+""")
+
+
+@pytest.mark.slow
+def test_two_cpu_replicas_take_the_one_device_meta_step():
+    """tf.distribute: theta* from the all-reduced gradient, global denominators."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "EQUIVALENT" in run.stdout
