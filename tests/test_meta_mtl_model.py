@@ -280,15 +280,18 @@ def optimizer_states(model):
                                   model.meta_optimizer) for v in opt.variables]
 
 
-def conv_model():
+def conv_backbone():
     """A small conv + batch-norm backbone (ResNet-18 tracing takes ~30 s on CPU)."""
     keras.utils.set_random_seed(0)
     images = keras.Input((16, 16, 3), name="image")
     x = keras.layers.Conv2D(4, 3, strides=2)(images)
     x = keras.layers.BatchNormalization()(keras.layers.ReLU()(x))
-    backbone = keras.Model(images, keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(images, keras.layers.GlobalAveragePooling2D()(x))
+
+
+def conv_model():
     relatedness = relatedness_table(tiny_data().expression_vocabulary, tiny_data().au_names)
-    model = MetaMTLModel(backbone, CLASSES, AUS, relatedness=relatedness, momentum=0.9)
+    model = MetaMTLModel(conv_backbone(), CLASSES, AUS, relatedness=relatedness, momentum=0.9)
     model.compile()
     return model
 
