@@ -367,3 +367,14 @@ def test_two_cpu_replicas_take_the_one_device_meta_step():
                          text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "EQUIVALENT" in run.stdout
+
+
+def test_init_from_loads_backbone_weights_and_names_the_key(tmp_path):
+    source = build_model(tiny_config(), tiny_data()).backbone
+    path = str(tmp_path / "backbone.weights.h5")
+    source.save_weights(path)
+    model = build_model(tiny_config(init_from=path), tiny_data())
+    for a, b in zip(source.weights, model.backbone.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="method.init_from"):
+        build_model(tiny_config(init_from=str(tmp_path / "missing.weights.h5")), tiny_data())
