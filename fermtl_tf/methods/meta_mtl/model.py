@@ -178,7 +178,7 @@ class MetaMTLModel(keras.Model):
         self.meta_optimizer = self._sgd(self.learning_rates["meta"], "meta_sgd")
         names = ["loss", *(f"{t}_loss" for t in self.terms), "expression_accuracy"]
         if self.meta_terms:
-            names += ["val_emo_loss", *(f"omega_{t}" for t in self.meta_terms)]
+            names += ["meta_emo_loss", *(f"omega_{t}" for t in self.meta_terms)]
         self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True
 
@@ -270,8 +270,9 @@ class MetaMTLModel(keras.Model):
         self._trackers["expression_accuracy"].update_state(
             correct, sample_weight=tf.reshape(batch["expression_mask"], [-1]))
 
-    def _logs(self):
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+    def _logs(self, skip=()):
+        return {name: tracker.result() for name, tracker in self._trackers.items()
+                if name not in skip}
 
     def train_step(self, data):
         train, meta = _train_and_meta(data)
@@ -287,7 +288,7 @@ class MetaMTLModel(keras.Model):
         self._apply(gradients)
         self._record(phases.losses, new_weights, phases.outputs, train,
                      self.weighted_total(phases.losses, new_weights))
-        self._trackers["val_emo_loss"].update_state(phases.val_loss)
+        self._trackers["meta_emo_loss"].update_state(phases.val_loss)
         return self._logs()
 
     def meta_gradient(self, train, meta):
@@ -371,7 +372,7 @@ class MetaMTLModel(keras.Model):
         losses = self.per_sample_losses(outputs, batch)
         weights = self.meta_weights(features) if self.meta_terms else {}
         self._record(losses, weights, outputs, batch, self.weighted_total(losses, weights))
-        return self._logs()
+        return self._logs(skip=("meta_emo_loss",))  # L_val of the look-ahead: training only
 
     # -- compile and serialisation ---------------------------------------------------
 
