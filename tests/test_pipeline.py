@@ -268,10 +268,11 @@ def holdout_folder(tmp_path_factory):
     return write_folder(str(tmp_path_factory.mktemp("holdout")), records, num_shards=3), records
 
 
-def holdout_ids(folder, part, seed=0, fraction=0.25, training=False, **kwargs):
+def holdout_ids(folder, part, seed=0, fraction=0.25, training=False, stratify=False):
     dataset = make_dataset(folder, split="train", batch_size=16, image_size=(8, 8),
                            training=training, keep_metadata=True,
-                           holdout={"fraction": fraction, "seed": seed, "part": part}, **kwargs)
+                           holdout={"fraction": fraction, "seed": seed, "part": part,
+                                    "stratify": stratify})
     ids = [i for batch in dataset.as_numpy_iterator() for i in batch["image_id"]]
     assert len(ids) == len(set(ids))
     assert int(dataset.cardinality()) == -(-len(ids) // 16)  # counted with the holdout
@@ -322,8 +323,25 @@ def test_multi_source_meta_batch_from_the_holdout(holdout_folder):
     ({"part": "val"}, "holdout.part"),
     ({"seed": -1}, "holdout.seed"),
     ({"fractoin": 0.2}, "unknown key"),
+    ({"stratify": "yes"}, "holdout.stratify"),
 ])
 def test_bad_holdout_is_named(holdout_folder, holdout, message):
     folder, _ = holdout_folder
     with pytest.raises(ValueError, match=message):
         make_dataset(folder, holdout=holdout)
+
+
+def test_stratified_holdout_takes_a_rounded_fraction_of_every_class(holdout_folder):
+    folder, records = holdout_folder
+    train = [r for r in records if r["split"] == "train"]
+    strata = {}
+    for r in train:
+        strata.setdefault(r["expression"] if r["expression_mask"] else -1, set()).add(
+            r["image_id"].encode())
+    held = holdout_ids(folder, "holdout", stratify=True)
+    rest = holdout_ids(folder, "rest", stratify=True)
+    assert held.isdisjoint(rest) and held | rest == set().union(*strata.values())
+    for ids in strata.values():
+        assert len(held & ids) == int(round(0.25 * len(ids)))
+    assert holdout_ids(folder, "holdout", stratify=True, training=True) == held
+    assert holdout_ids(folder, "holdout", stratify=True, seed=1) != held

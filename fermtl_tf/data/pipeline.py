@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from fermtl_tf.data import schema
 from fermtl_tf.data.augment import AugmentConfig, make_augment_fn
+from fermtl_tf.data.sources._listfile_common import holdout as held_out_keys
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 
 #: Image normalisations understood by :func:`normalize_images` (and the exporter).
@@ -188,26 +189,29 @@ _HOLDOUT_BUCKETS = 1 << 30
 
 
 def _check_holdout(holdout, folder):
-    """``holdout`` as ``(fraction, seed, part)``, or None; errors name the folder and key."""
+    """``holdout`` as ``(fraction, seed, part, stratify)``, or None; errors name the key."""
     if holdout is None:
         return None
     if not isinstance(holdout, dict):
-        raise TypeError(f"{folder}: holdout must be a dict with fraction, seed, part; "
-                        f"got {type(holdout).__name__}")
-    unknown = sorted(set(holdout) - {"fraction", "seed", "part"})
+        raise TypeError(f"{folder}: holdout must be a dict with fraction, seed, part, "
+                        f"stratify; got {type(holdout).__name__}")
+    unknown = sorted(set(holdout) - {"fraction", "seed", "part", "stratify"})
     if unknown:
         raise ValueError(f"{folder}: holdout has unknown key(s) {unknown}; "
-                         f"known: fraction, seed, part")
+                         f"known: fraction, seed, part, stratify")
     fraction = float(holdout.get("fraction", 0.25))
     seed = holdout.get("seed", 0)
     part = holdout.get("part", "holdout")
+    stratify = holdout.get("stratify", False)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"{folder}: holdout.fraction must be in (0, 1), got {fraction}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"{folder}: holdout.seed must be a non-negative int, got {seed!r}")
     if part not in HOLDOUT_PARTS:
         raise ValueError(f"{folder}: holdout.part must be one of {HOLDOUT_PARTS}, got {part!r}")
-    return fraction, seed, part
+    if not isinstance(stratify, bool):
+        raise ValueError(f"{folder}: holdout.stratify must be true or false, got {stratify!r}")
+    return fraction, seed, part, stratify
 
 
 def in_holdout(image_ids, fraction, seed):
@@ -221,6 +225,42 @@ def in_holdout(image_ids, fraction, seed):
     """
     buckets = tf.strings.to_hash_bucket_strong(image_ids, _HOLDOUT_BUCKETS, key=[seed, 0])
     return buckets < int(round(fraction * _HOLDOUT_BUCKETS))
+
+
+def stratified_holdout_ids(records, fraction, seed):
+    """Image ids held out per expression class: ``round(fraction * n_c)`` of each class.
+
+    ``records`` are parsed records (one scan at build time); a class's sorted ids are
+    permuted by ``seed`` (numpy) and cut, the way the importers hold out (``holdout`` of
+    ``data/sources/_listfile_common.py``). Records without an expression label form one
+    more stratum. Exact per-class counts matter for small classes (RAF-CE's happily
+    fearful has 11 images).
+    """
+    by_class = {}
+    pairs = records.map(lambda r: (r["image_id"], tf.where(
+        r["expression_mask"] > 0, tf.cast(r["expression"], tf.int64), tf.constant(-1, tf.int64))))
+    for image_id, label in pairs.as_numpy_iterator():
+        by_class.setdefault(int(label), []).append(image_id.decode())
+    held = set()
+    for ids in by_class.values():
+        held |= held_out_keys(ids, fraction, seed)
+    return sorted(held)
+
+
+def _holdout_filter(records, holdout):
+    """Keep the held-out part of ``records`` or the rest (``holdout`` checked)."""
+    fraction, seed, part, stratify = holdout
+    keep = part == "holdout"
+    if not stratify:
+        return records.filter(
+            lambda record: tf.equal(in_holdout(record["image_id"], fraction, seed), keep))
+    held = stratified_holdout_ids(records, fraction, seed)
+    if not held:
+        return records.filter(lambda record: tf.constant(not keep))
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(held), tf.ones(len(held), tf.int64)),
+        default_value=0)
+    return records.filter(lambda record: tf.equal(table.lookup(record["image_id"]) > 0, keep))
 
 
 def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None,
@@ -269,10 +309,7 @@ def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, fo
         records = records.filter(
             lambda record: tf.logical_not(tf.reduce_any(tf.equal(record["fold"], dropped))))
     if holdout is not None:
-        fraction, holdout_seed, part = holdout
-        keep = part == "holdout"
-        records = records.filter(
-            lambda record: tf.equal(in_holdout(record["image_id"], fraction, holdout_seed), keep))
+        records = _holdout_filter(records, holdout)
     return records
 
 
@@ -332,10 +369,13 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
             folds of a k-fold protocol are ``exclude_folds=[k]``).
         keep_tasks: None keeps every label; a list of task names (keys of
             :data:`LABEL_TASKS`) marks the labels of all other tasks missing (mask 0).
-        holdout: None, or ``{"fraction": 0.25, "seed": 0, "part": "holdout" | "rest"}``:
-            keep only the held-out ``fraction`` of the selected records, or the rest
-            (e.g. the meta-validation quarter of the training set, Li et al. 2023 §5.2).
-            Membership is :func:`in_holdout` of the ``image_id``.
+        holdout: None, or ``{"fraction": 0.25, "seed": 0, "part": "holdout" | "rest",
+            "stratify": False}``: keep only the held-out ``fraction`` of the selected
+            records, or the rest (e.g. the meta-validation quarter of the training set,
+            Li et al. 2023 §5.2). Membership is :func:`in_holdout` of the ``image_id``
+            (per record, expected fraction), or with ``stratify`` exactly
+            ``round(fraction * n_c)`` per expression class
+            (:func:`stratified_holdout_ids`, one scan of the records when building).
     """
     if normalization not in NORMALIZATION_MODES:
         raise ValueError(f"unknown normalization {normalization!r}; known: {NORMALIZATION_MODES}")

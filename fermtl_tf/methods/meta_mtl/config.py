@@ -51,8 +51,10 @@ class MetaMTLConfig:
         init_from: backbone weights file (``.weights.h5``); the paper's CASIA-WebFace
             pre-training cannot be downloaded.
         merge_sides: give ``AU12L``/``AU12R`` the table value of ``AU12``.
-        meta_fraction, meta_seed: the held-out quarter of the training split that feeds
-            the meta batch (§5.2), see ``make_dataset(holdout=...)``.
+        meta_fraction, meta_seed, meta_stratify: the held-out quarter of the training
+            split that feeds the meta batch (§5.2): ``make_dataset(holdout={"fraction":
+            meta_fraction, "seed": meta_seed, "stratify": meta_stratify, "part":
+            "holdout"})`` for the meta source and ``"part": "rest"`` for the train source.
     """
 
     name: str = "meta_mtl"
@@ -70,3 +72,4 @@ class MetaMTLConfig:
     merge_sides: bool = True
     meta_fraction: float = 0.25
     meta_seed: int = 0
+    meta_stratify: bool = True
