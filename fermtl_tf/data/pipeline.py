@@ -26,7 +26,6 @@ import tensorflow as tf
 
 from fermtl_tf.data import schema
 from fermtl_tf.data.augment import AugmentConfig, make_augment_fn
-from fermtl_tf.data.sources._listfile_common import holdout as held_out_keys
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 
 #: Image normalisations understood by :func:`normalize_images` (and the exporter).
@@ -236,6 +235,9 @@ def stratified_holdout_ids(records, fraction, seed):
     more stratum. Exact per-class counts matter for small classes (RAF-CE's happily
     fearful has 11 images).
     """
+    # The importers' rule, imported here only: the sources package registers every importer.
+    from fermtl_tf.data.sources._listfile_common import holdout as held_out_keys
+
     by_class = {}
     pairs = records.map(lambda r: (r["image_id"], tf.where(
         r["expression_mask"] > 0, tf.cast(r["expression"], tf.int64), tf.constant(-1, tf.int64))))
