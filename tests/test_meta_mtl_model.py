@@ -341,7 +341,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    sys.path.insert(0, "tests")
+    sys.path.insert(0, sys.argv[1])
     import test_meta_mtl_model as t
 
     step = {"train": t.make_batch(1, 8, "float32"), "meta": t.make_batch(2, 8, "float32")}
@@ -365,8 +365,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 def test_two_cpu_replicas_take_the_one_device_meta_step():
     """tf.distribute: theta* from the all-reduced gradient, global denominators."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    run = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True,
-                         text=True, env=env, timeout=300)
+    run = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, os.path.dirname(__file__)],
+                         capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "EQUIVALENT" in run.stdout
 
