@@ -257,3 +257,91 @@ def test_multi_source_epoch_reads_longest_source_once(tmp_path):
     expr_ids = np.concatenate([step["expr"]["image_id"] for step in epoch])
     assert sorted(lmk_ids) == sorted(f"s4-{i:03d}".encode() for i in range(12))
     assert set(expr_ids) == {f"s3-{i:03d}".encode() for i in range(5)}  # 8 draws cycle 5 records
+
+
+# -- holdout: a reproducible part of a split (the MML meta-validation quarter) ------------
+
+
+@pytest.fixture(scope="module")
+def holdout_folder(tmp_path_factory):
+    records = make_records(160, seed=5, split_of=lambda i: "train" if i % 4 else "test")
+    return write_folder(str(tmp_path_factory.mktemp("holdout")), records, num_shards=3), records
+
+
+def holdout_ids(folder, part, seed=0, fraction=0.25, training=False, stratify=False):
+    dataset = make_dataset(folder, split="train", batch_size=16, image_size=(8, 8),
+                           training=training, keep_metadata=True,
+                           holdout={"fraction": fraction, "seed": seed, "part": part,
+                                    "stratify": stratify})
+    ids = [i for batch in dataset.as_numpy_iterator() for i in batch["image_id"]]
+    assert len(ids) == len(set(ids))
+    assert int(dataset.cardinality()) == -(-len(ids) // 16)  # counted with the holdout
+    return set(ids)
+
+
+def test_holdout_parts_are_disjoint_and_cover_the_split(holdout_folder):
+    folder, records = holdout_folder
+    train = {r["image_id"].encode() for r in records if r["split"] == "train"}
+    held, rest = holdout_ids(folder, "holdout"), holdout_ids(folder, "rest")
+    assert held.isdisjoint(rest) and held | rest == train
+    assert 15 <= len(held) <= 45  # 120 records, fraction 0.25: 30 expected (sd 4.7)
+
+
+def test_holdout_is_reproducible_and_independent_of_shuffling(holdout_folder):
+    folder, _ = holdout_folder
+    first = holdout_ids(folder, "holdout")
+    assert holdout_ids(folder, "holdout", training=True, seed=0) == first
+    assert holdout_ids(folder, "holdout") == first
+    other_seed = make_dataset(folder, split="train", batch_size=16, image_size=(8, 8),
+                              training=False, keep_metadata=True,
+                              holdout={"fraction": 0.25, "seed": 1, "part": "holdout"})
+    assert {i for b in other_seed.as_numpy_iterator() for i in b["image_id"]} != first
+
+
+def test_holdout_grows_with_fraction(holdout_folder):
+    folder, _ = holdout_folder
+    assert holdout_ids(folder, "holdout", fraction=0.25) <= holdout_ids(folder, "holdout",
+                                                                        fraction=0.5)
+
+
+def test_multi_source_meta_batch_from_the_holdout(holdout_folder):
+    folder, _ = holdout_folder
+    dataset = make_multi_source_dataset(
+        {"train": dict(folder=folder, batch_size=4, keep_metadata=True,
+                       holdout={"fraction": 0.25, "part": "rest"}),
+         "meta": dict(folder=folder, batch_size=4, keep_metadata=True,
+                      holdout={"fraction": 0.25, "part": "holdout"})},
+        image_size=(8, 8), seed=0, deterministic=True)
+    held = holdout_ids(folder, "holdout")
+    for step in dataset.as_numpy_iterator():
+        assert set(step["meta"]["image_id"]) <= held
+        assert set(step["train"]["image_id"]).isdisjoint(held)
+
+
+@pytest.mark.parametrize("holdout, message", [
+    ({"fraction": 1.5}, "holdout.fraction"),
+    ({"part": "val"}, "holdout.part"),
+    ({"seed": -1}, "holdout.seed"),
+    ({"fractoin": 0.2}, "unknown key"),
+    ({"stratify": "yes"}, "holdout.stratify"),
+])
+def test_bad_holdout_is_named(holdout_folder, holdout, message):
+    folder, _ = holdout_folder
+    with pytest.raises(ValueError, match=message):
+        make_dataset(folder, holdout=holdout)
+
+
+def test_stratified_holdout_takes_a_rounded_fraction_of_every_class(holdout_folder):
+    folder, records = holdout_folder
+    train = [r for r in records if r["split"] == "train"]
+    strata = {}
+    for r in train:
+        strata.setdefault(r["expression"] if r["expression_mask"] else -1, set()).add(
+            r["image_id"].encode())
+    held = holdout_ids(folder, "holdout", stratify=True)
+    rest = holdout_ids(folder, "rest", stratify=True)
+    assert held.isdisjoint(rest) and held | rest == set().union(*strata.values())
+    for ids in strata.values():
+        assert len(held & ids) == int(round(0.25 * len(ids)))
+    assert holdout_ids(folder, "holdout", stratify=True, training=True) == held
+    assert holdout_ids(folder, "holdout", stratify=True, seed=1) != held

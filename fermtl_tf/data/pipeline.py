@@ -8,7 +8,7 @@ dataset, AUs or landmarks from another), each source with its own batch size.
 
 Order of operations (per element unless noted)::
 
-    shards -> parse -> filter split -> [cache] -> [shuffle] -> [repeat]
+    shards -> parse -> filter split [, folds, holdout part] -> [cache] -> [shuffle] -> [repeat]
            -> zip with a per-element random seed -> decode, landmarks to (0, 1),
               augment + resize -> batch -> normalise (vectorised) -> prefetch
 
@@ -249,37 +249,128 @@ def _count_from_manifest(manifest, splits, folds, exclude_folds):
     return sum(counts.get(fold, 0) for fold in kept)
 
 
-def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None):
-    """Number of records of ``split`` (and ``folds``, not ``exclude_folds``) in ``folder``.
+#: The two parts of a split cut by ``holdout`` (see :func:`make_dataset`).
+HOLDOUT_PARTS = ("holdout", "rest")
 
-    From the manifest's tallies where they suffice, else by a scan of the shards.
+#: Resolution of the hash that assigns a record to a part.
+_HOLDOUT_BUCKETS = 1 << 30
+
+
+def _check_holdout(holdout, folder):
+    """``holdout`` as ``(fraction, seed, part, stratify)``, or None; errors name the key."""
+    if holdout is None:
+        return None
+    if not isinstance(holdout, dict):
+        raise TypeError(f"{folder}: holdout must be a dict with fraction, seed, part, "
+                        f"stratify; got {type(holdout).__name__}")
+    unknown = sorted(set(holdout) - {"fraction", "seed", "part", "stratify"})
+    if unknown:
+        raise ValueError(f"{folder}: holdout has unknown key(s) {unknown}; "
+                         f"known: fraction, seed, part, stratify")
+    fraction = float(holdout.get("fraction", 0.25))
+    seed = holdout.get("seed", 0)
+    part = holdout.get("part", "holdout")
+    stratify = holdout.get("stratify", False)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"{folder}: holdout.fraction must be in (0, 1), got {fraction}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"{folder}: holdout.seed must be a non-negative int, got {seed!r}")
+    if part not in HOLDOUT_PARTS:
+        raise ValueError(f"{folder}: holdout.part must be one of {HOLDOUT_PARTS}, got {part!r}")
+    if not isinstance(stratify, bool):
+        raise ValueError(f"{folder}: holdout.stratify must be true or false, got {stratify!r}")
+    return fraction, seed, part, stratify
+
+
+def in_holdout(image_ids, fraction, seed):
+    """True for the held-out ``image_ids``: a keyed hash (SipHash, key ``seed``) of the id
+    falls in the lowest ``fraction`` of its range.
+
+    A function of (id, fraction, seed) only -- independent of shards, shuffling and the
+    other records -- so the held-out part and the rest are disjoint, cover the split,
+    and are the same in every run. The held-out count is ``fraction * n`` in expectation
+    (binomial), not exactly; ids must be unique for the cut to be per image.
+    """
+    buckets = tf.strings.to_hash_bucket_strong(image_ids, _HOLDOUT_BUCKETS, key=[seed, 0])
+    return buckets < int(round(fraction * _HOLDOUT_BUCKETS))
+
+
+def stratified_holdout_ids(records, fraction, seed):
+    """Image ids held out per expression class: ``round(fraction * n_c)`` of each class.
+
+    ``records`` are parsed records (one scan at build time); a class's sorted ids are
+    permuted by ``seed`` (numpy) and cut, the way the importers hold out (``holdout`` of
+    ``data/sources/_listfile_common.py``). Records without an expression label form one
+    more stratum. Exact per-class counts matter for small classes (RAF-CE's happily
+    fearful has 11 images).
+    """
+    # The importers' rule, imported here only: the sources package registers every importer.
+    from fermtl_tf.data.sources._listfile_common import holdout as held_out_keys
+
+    by_class = {}
+    pairs = records.map(lambda r: (r["image_id"], tf.where(
+        r["expression_mask"] > 0, tf.cast(r["expression"], tf.int64), tf.constant(-1, tf.int64))))
+    for image_id, label in pairs.as_numpy_iterator():
+        by_class.setdefault(int(label), []).append(image_id.decode())
+    held = set()
+    for ids in by_class.values():
+        held |= held_out_keys(ids, fraction, seed)
+    return sorted(held)
+
+
+def _holdout_filter(records, holdout):
+    """Keep the held-out part of ``records`` or the rest (``holdout`` checked)."""
+    fraction, seed, part, stratify = holdout
+    keep = part == "holdout"
+    if not stratify:
+        return records.filter(
+            lambda record: tf.equal(in_holdout(record["image_id"], fraction, seed), keep))
+    held = stratified_holdout_ids(records, fraction, seed)
+    if not held:
+        return records.filter(lambda record: tf.constant(not keep))
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(held), tf.ones(len(held), tf.int64)),
+        default_value=0)
+    return records.filter(lambda record: tf.equal(table.lookup(record["image_id"]) > 0, keep))
+
+
+def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None,
+                  holdout=None):
+    """Number of records of ``split`` (and ``folds``, not ``exclude_folds``, the
+    ``holdout`` part) in ``folder``.
+
+    From the manifest's tallies where they suffice, else by a scan of the shards (always
+    with ``holdout``, which the manifest does not count).
     """
     manifest = manifest or load_manifest(folder)
     splits = _requested_splits(split, manifest, folder)
     folds = _fold_list("folds", folds, manifest, folder)
     exclude_folds = _fold_list("exclude_folds", exclude_folds, manifest, folder)
-    count = _count_from_manifest(manifest, splits, folds, exclude_folds)
-    if count is not None:
-        return count
+    holdout = _check_holdout(holdout, folder)
+    if holdout is None:
+        count = _count_from_manifest(manifest, splits, folds, exclude_folds)
+        if count is not None:
+            return count
     records = _parsed_records(folder, manifest, splits, folds=folds,
-                              exclude_folds=exclude_folds)
+                              exclude_folds=exclude_folds, holdout=holdout)
     return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
 
 
-def check_selection(folder, split=None, folds=None, exclude_folds=None, manifest=None):
+def check_selection(folder, split=None, folds=None, exclude_folds=None, manifest=None,
+                    holdout=None):
     """Number of selected records; ValueError naming the folder and its holdings if none."""
     manifest = manifest or load_manifest(folder)
-    count = count_records(folder, split, manifest, folds, exclude_folds)
+    count = count_records(folder, split, manifest, folds, exclude_folds, holdout)
     if count == 0:
         raise ValueError(
             f"{folder}: no record of split {split!r} with folds={folds!r}, "
-            f"exclude_folds={exclude_folds!r} ({_holdings(manifest)})")
+            f"exclude_folds={exclude_folds!r}, holdout={holdout!r} ({_holdings(manifest)})")
     return count
 
 
 def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, folds=None,
-                    exclude_folds=None):
-    """Parsed examples (image still encoded) of the requested splits (and folds)."""
+                    exclude_folds=None, holdout=None):
+    """Parsed examples (image still encoded) of the requested splits, folds and part."""
     paths = _shard_paths(folder, manifest)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle_files and len(paths) > 1:
@@ -303,6 +394,8 @@ def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, fo
         dropped = tf.constant(exclude_folds, tf.int64)
         records = records.filter(
             lambda record: tf.logical_not(tf.reduce_any(tf.equal(record["fold"], dropped))))
+    if holdout is not None:
+        records = _holdout_filter(records, holdout)
     return records
 
 
@@ -335,7 +428,7 @@ def _make_element_fn(manifest, image_size, augment, training, keep_metadata, kee
 def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), training=True,
                  augment=None, normalization="minus_one_one", shuffle_buffer=1024, seed=0,
                  deterministic=False, keep_metadata=False, repeat=False, drop_remainder=False,
-                 cache=False, folds=None, exclude_folds=None, keep_tasks=None):
+                 cache=False, folds=None, exclude_folds=None, keep_tasks=None, holdout=None):
     """Batched ``tf.data.Dataset`` of batch dicts read from one prepared folder.
 
     Args:
@@ -365,6 +458,13 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
             :func:`fermtl_tf.data.protocols.fold_roles` with a validation fold).
         keep_tasks: None keeps every label; a list of task names (keys of
             :data:`LABEL_TASKS`) marks the labels of all other tasks missing (mask 0).
+        holdout: None, or ``{"fraction": 0.25, "seed": 0, "part": "holdout" | "rest",
+            "stratify": False}``: keep only the held-out ``fraction`` of the selected
+            records, or the rest (e.g. the meta-validation quarter of the training set,
+            Li et al. 2023 §5.2). Membership is :func:`in_holdout` of the ``image_id``
+            (per record, expected fraction), or with ``stratify`` exactly
+            ``round(fraction * n_c)`` per expression class
+            (:func:`stratified_holdout_ids`, one scan of the records when building).
     """
     if normalization not in NORMALIZATION_MODES:
         raise ValueError(f"unknown normalization {normalization!r}; known: {NORMALIZATION_MODES}")
@@ -377,10 +477,12 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     folds = _fold_list("folds", folds, manifest, folder)
     exclude_folds = _fold_list("exclude_folds", exclude_folds, manifest, folder)
     keep_tasks = _check_keep_tasks(keep_tasks, folder)
-    count = check_selection(folder, split, folds, exclude_folds, manifest)
+    checked_holdout = _check_holdout(holdout, folder)
+    count = check_selection(folder, split, folds, exclude_folds, manifest, holdout)
 
     records = _parsed_records(folder, manifest, splits, shuffle_files=training, seed=seed,
-                              folds=folds, exclude_folds=exclude_folds)
+                              folds=folds, exclude_folds=exclude_folds,
+                              holdout=checked_holdout)
     if cache:
         records = records.cache()
     if training and shuffle_buffer > 1:
@@ -442,7 +544,7 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
         kwargs.setdefault("batch_size", 32)
         if steps_per_epoch is None:
             count = check_selection(kwargs["folder"], kwargs["split"], kwargs.get("folds"),
-                                    kwargs.get("exclude_folds"))
+                                    kwargs.get("exclude_folds"), holdout=kwargs.get("holdout"))
             steps.append(-(-count // kwargs["batch_size"]))
         datasets[name] = make_dataset(
             image_size=image_size, training=training, normalization=normalization,

@@ -1,5 +1,14 @@
-"""Losses: masked task losses (every label may be absent), CCC and coupling losses."""
+"""Losses: masked task losses (every label may be absent), CCC, coupling and alignment losses."""
 
+from fermtl_tf.losses.alignment import (
+    AlignmentLoss,
+    alignment_am,
+    alignment_dm1,
+    alignment_dm2,
+    au_from_emotion,
+    emotion_from_au,
+    expected_au,
+)
 from fermtl_tf.losses.ccc import CCCLoss
 from fermtl_tf.losses.coupling import (
     CoAnnotation,
@@ -17,6 +26,13 @@ from fermtl_tf.losses.masked import (
 )
 
 __all__ = [
+    "AlignmentLoss",
+    "alignment_am",
+    "alignment_dm1",
+    "alignment_dm2",
+    "au_from_emotion",
+    "emotion_from_au",
+    "expected_au",
     "CCCLoss",
     "CoAnnotation",
     "DistributionMatchingLoss",
