@@ -67,6 +67,9 @@ class SourceConfig:
     folds: list[int] | None = None  # keep only these folds (cross-validation protocols)
     exclude_folds: list[int] | None = None  # drop these folds
     keep_tasks: list[str] | None = None  # unlabel every other task (pipeline.LABEL_TASKS)
+    # a seeded part of the selection: {fraction, seed, part: holdout|rest, stratify}
+    # (pipeline.make_dataset), e.g. MML's held-out quarter feeding the meta batch
+    holdout: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass

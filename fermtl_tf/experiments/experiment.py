@@ -116,7 +116,8 @@ def compile_model(model, config, steps_per_epoch, extra=None):
 def _source_kwargs(source):
     return {"folder": source.folder, "split": source.split, "batch_size": source.batch_size,
             "augment": source.augment, "folds": source.folds,
-            "exclude_folds": source.exclude_folds, "keep_tasks": source.keep_tasks}
+            "exclude_folds": source.exclude_folds, "keep_tasks": source.keep_tasks,
+            "holdout": source.holdout}
 
 
 def make_datasets(config, sources, training, repeat):
@@ -151,8 +152,8 @@ def epoch_steps(config, source=""):
     if config.steps_per_epoch:
         return config.steps_per_epoch
     train = config.data.train
-    counts = [count_records(s.folder, s.split, folds=s.folds, exclude_folds=s.exclude_folds)
-              for s in train]
+    counts = [count_records(s.folder, s.split, folds=s.folds, exclude_folds=s.exclude_folds,
+                            holdout=s.holdout) for s in train]
     if len(train) > 1:
         return max(math.ceil(n / s.batch_size) for n, s in zip(counts, train, strict=True))
     if counts[0] < train[0].batch_size:

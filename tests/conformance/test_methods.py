@@ -31,14 +31,17 @@ def test_every_registered_method_has_a_smoke_config():
     assert [s.name for s in list_methods()] == IDS
 
 
-def smoke_config(spec, folder, output_dir, **changes):
-    """The method's smoke config with ``$SYNTHFACE`` set and a fresh output folder."""
+def smoke_config(spec, folders, output_dir, **changes):
+    """The method's smoke config with its ``$SYNTHFACE[:vocabulary]`` folders prepared and
+    a fresh output folder."""
     def fill(value):
         if isinstance(value, dict):
             return {k: fill(v) for k, v in value.items()}
         if isinstance(value, list):
             return [fill(v) for v in value]
-        return str(folder) if value == "$SYNTHFACE" else value
+        if isinstance(value, str) and value.startswith("$SYNTHFACE"):
+            return str(folders(value.partition(":")[2] or "basic7"))
+        return value
 
     raw = fill(copy.deepcopy(spec.smoke_config))
     raw.update({"name": f"conformance_{spec.name}", "output_dir": str(output_dir), "seed": 0},
@@ -64,11 +67,11 @@ def optimizers(model):
 
 
 @pytest.fixture(scope="module", params=SPECS, ids=IDS)
-def trained(request, synthface_folder, tmp_path_factory):
+def trained(request, synthface_folders, tmp_path_factory):
     """(spec, result) of one epoch of two steps of the method's smoke config."""
     spec = request.param
     output = tmp_path_factory.mktemp(f"run_{spec.name}")
-    raw = smoke_config(spec, synthface_folder, output, epochs=1, steps_per_epoch=2)
+    raw = smoke_config(spec, synthface_folders, output, epochs=1, steps_per_epoch=2)
     return spec, run_experiment(raw, verbose=0)
 
 
@@ -112,13 +115,13 @@ class Interrupt(keras.callbacks.Callback):
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_resume_after_an_interruption_ends_where_an_uninterrupted_run_ends(
-        spec, synthface_folder, tmp_path):
+        spec, synthface_folders, tmp_path):
     # Whole passes per epoch (no steps_per_epoch): a resumed run restarts the data stream,
     # so with a repeated stream the interrupted run would see other batches in epoch 2.
     changes = {"epochs": 2, "deterministic": True}
-    whole = run_experiment(smoke_config(spec, synthface_folder, tmp_path / "whole", **changes),
+    whole = run_experiment(smoke_config(spec, synthface_folders, tmp_path / "whole", **changes),
                            verbose=0)
-    cut = smoke_config(spec, synthface_folder, tmp_path / "cut", **changes)
+    cut = smoke_config(spec, synthface_folders, tmp_path / "cut", **changes)
     with pytest.raises(RuntimeError, match="interrupted"):
         run_experiment(cut, verbose=0, callbacks=[Interrupt(1)])
     resumed = run_experiment(cut, verbose=0)

@@ -1,6 +1,6 @@
 """MML: AU-assisted meta multi-task learning for compound expressions (Li et al. 2023)."""
 
-from fermtl_tf.methods.meta_mtl.config import MetaMTLConfig
+from fermtl_tf.methods.meta_mtl.config import SMOKE_CONFIG, MetaMTLConfig
 from fermtl_tf.methods.spec import MethodSpec
 
 SPEC = MethodSpec(
@@ -12,4 +12,5 @@ SPEC = MethodSpec(
             "(three-phase look-ahead step), RAF-CE compound expressions",
     paper="li2023_mml_compound_au_meta.md",
     serving_model="fermtl_tf.methods.meta_mtl.build:serving_model",
+    smoke_config=SMOKE_CONFIG,
 )

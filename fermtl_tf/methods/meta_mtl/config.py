@@ -73,3 +73,21 @@ class MetaMTLConfig:
     meta_fraction: float = 0.25
     meta_seed: int = 0
     meta_stratify: bool = True
+
+
+#: A tiny run on a SynthFace folder with the 14 RAF-CE compound classes
+#: (``$SYNTHFACE:rafce14``): what the conformance tests train. The meta batch comes from
+#: the held-out quarter of the training split, the base batch from the rest.
+SMOKE_CONFIG = {
+    "method": {"name": "meta_mtl", "variant": "mml", "meta_stratify": False},
+    "data": {"train": [
+        {"folder": "$SYNTHFACE:rafce14", "name": "train", "batch_size": 4,
+         "holdout": {"fraction": 0.25, "seed": 0, "part": "rest"}},
+        {"folder": "$SYNTHFACE:rafce14", "name": "meta", "batch_size": 4,
+         "holdout": {"fraction": 0.25, "seed": 0, "part": "holdout"}}],
+        "validation": [{"folder": "$SYNTHFACE:rafce14", "split": "val", "batch_size": 4}],
+        "image_size": [32, 32], "shuffle_buffer": 1},
+    "backbone": {"name": "resnet", "depth": 18, "width": 4, "stem": "compact"},
+    "tasks": {"expression": {}, "au": {}},
+    "optimizer": {"name": "sgd", "learning_rate": 0.01},
+}
