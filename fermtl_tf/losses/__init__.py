@@ -1,4 +1,4 @@
-"""Losses: masked task losses (every label may be absent), CCC and coupling losses."""
+"""Losses: masked task losses (every label may be absent), CCC, coupling and metric losses."""
 
 from fermtl_tf.losses.ccc import CCCLoss
 from fermtl_tf.losses.coupling import (
@@ -14,8 +14,17 @@ from fermtl_tf.losses.masked import (
     global_sum,
     masked_mean,
 )
+from fermtl_tf.losses.tuple_clusters import (
+    AdaptiveTupleClusters,
+    TupleClustersLoss,
+    TupletLoss,
+    online_positive_mining,
+    tuple_clusters_loss,
+    tuplet_loss,
+)
 
 __all__ = [
+    "AdaptiveTupleClusters",
     "CCCLoss",
     "CoAnnotation",
     "DistributionMatchingLoss",
@@ -24,6 +33,11 @@ __all__ = [
     "MaskedL1",
     "MaskedSoftmaxCrossEntropy",
     "SoftCoAnnotationLoss",
+    "TupleClustersLoss",
+    "TupletLoss",
     "global_sum",
     "masked_mean",
+    "online_positive_mining",
+    "tuple_clusters_loss",
+    "tuplet_loss",
 ]
