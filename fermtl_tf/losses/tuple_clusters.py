@@ -252,12 +252,14 @@ class AdaptiveTupleClusters(keras.layers.Layer):
         Uses the factorised form ``1/2 |L_A f|^2 + 1/2 |L_A c|^2 + (L_B f)'(L_B c) + ...``.
         """
         centre = centre[..., None, :]
-        projected_f = tf.linalg.matvec(self.factor_a, points)
-        projected_c = tf.linalg.matvec(self.factor_a, centre)
-        quadratic = 0.5 * self.sign_a * (tf.reduce_sum(tf.square(projected_f), -1)
-                                         + tf.reduce_sum(tf.square(projected_c), -1))
+
+        def project(factor, x):  # L x for every vector: one matrix product, [..., rank]
+            return tf.tensordot(x, factor, axes=[[-1], [1]])
+
+        quadratic = 0.5 * self.sign_a * (tf.reduce_sum(tf.square(project(self.factor_a, points)), -1)
+                                         + tf.reduce_sum(tf.square(project(self.factor_a, centre)), -1))
         cross = self.sign_b * tf.reduce_sum(
-            tf.linalg.matvec(self.factor_b, points) * tf.linalg.matvec(self.factor_b, centre), -1)
+            project(self.factor_b, points) * project(self.factor_b, centre), -1)
         linear = tf.reduce_sum((points + centre) * self.linear, -1)
         return quadratic + cross + linear + self.bias
 
