@@ -241,3 +241,35 @@ def test_loss_classes_average_over_masked_tuples():
     per_tuple = tuplet_loss_per_tuple(positives[:, 0], positives[:, 1], negatives, 1.0)
     value = TupletLoss(1.0)(positives[:, 0], positives[:, 1], negatives, sample_weight=weight)
     np.testing.assert_allclose(value, per_tuple.numpy()[weight > 0].mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("positive_label, clusters", [(1, True), (-1, False)])
+def test_which_labels_pull_positives_in_under_a_psd_b_nsd(positive_label, clusters):
+    # Gradient descent on free embeddings with A = 2I, B = -2I (the initialisation),
+    # c = 0, b = -2, i.e. H = D(f, c+) - 2: the default labels shrink the positive cluster and push the
+    # negatives out; Eq. 10's printed labels do the opposite (docs/FIDELITY.md).
+    layer = AdaptiveTupleClusters(positive_label=positive_label)
+    layer.build((None, 4, 2), (None, 3, 2))
+    layer.bias.assign(-2.0)  # H = D(f, c+) - 2 for both label conventions
+    # Positives at D = 1.44 from their centre, negatives at D = 2.56: every positive is
+    # kept and every hinge term is active (T0 - 1 < D < T0 + 1).
+    angles = np.deg2rad([45, 165, 285])
+    positives = tf.Variable(1.2 * np.array([[[1, 0], [0, 1], [-1, 0], [0, -1]]], "float32"))
+    negatives = tf.Variable(1.6 * np.stack([np.cos(angles), np.sin(angles)], -1)[None]
+                            .astype("float32"))
+
+    def spreads():
+        centre = tf.reduce_mean(positives, 1)
+        return (float(tf.reduce_mean(tf.reduce_sum((positives - centre[:, None]) ** 2, -1))),
+                float(tf.reduce_mean(tf.reduce_sum((negatives - centre[:, None]) ** 2, -1))))
+
+    before = spreads()
+    for _ in range(30):
+        with tf.GradientTape() as tape:
+            value = layer(positives, negatives)[0]
+        for variable, grad in zip((positives, negatives),
+                                  tape.gradient(value, [positives, negatives]), strict=True):
+            variable.assign_sub(0.05 * grad)
+    after = spreads()
+    assert (after[0] < before[0]) == clusters
+    assert (after[1] > before[1]) == clusters
