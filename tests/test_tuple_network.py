@@ -9,11 +9,15 @@ import tensorflow as tf
 from test_tuple_losses import np_eq1, np_eq3, np_eq10
 from test_tuple_sampling import EXPRESSION, IDENTITY, write_folder
 
-from fermtl_tf.data.tuple_sampling import make_tuple_dataset
 from fermtl_tf.export import export_saved_model
 from fermtl_tf.methods import get_method
 from fermtl_tf.methods.tuple_clusters.build import build_model, serving_model
-from fermtl_tf.methods.tuple_clusters.config import InceptionFERNetwork, TupleClustersMethod
+from fermtl_tf.methods.tuple_clusters.config import (
+    InceptionFERNetwork,
+    TupleClustersMethod,
+    check,
+)
+from fermtl_tf.methods.tuple_clusters.data import train_dataset
 from fermtl_tf.methods.tuple_clusters.network import LUMA, TupleClustersNet
 
 TINY = dict(width=0.125, ec_units=[24, 16], ml_units=16, connect_units=12, embedding_dim=8)
@@ -143,8 +147,8 @@ def test_a_batch_that_is_not_whole_tuples_is_an_error():
 
 def small_config(**method):
     return types.SimpleNamespace(
-        method=TupleClustersMethod(num_positives=3, num_negatives=3, queries_per_batch=2,
-                                   network=InceptionFERNetwork(**TINY), **method),
+        method=TupleClustersMethod(network=InceptionFERNetwork(**TINY), **(
+            dict(num_positives=3, num_negatives=3, queries_per_batch=2) | method)),
         tasks={"expression": types.SimpleNamespace(num_classes=4)},
         data=types.SimpleNamespace(image_size=(48, 48), normalization="per_image"))
 
@@ -157,14 +161,24 @@ def test_spec_and_builder():
     assert model.options["num_classes"] == 4 and model.adaptive is None
 
 
+def test_config_check_names_the_bad_keys():
+    config = small_config(threshold="fixed", reference_distance=0.5, margin=2.0)
+    assert [key for key, _ in check(config)] == ["method.reference_distance"]
+    config = small_config(num_positives=1)
+    assert [key for key, _ in check(config)] == ["method.num_positives"]
+    config.tasks = {}
+    assert "tasks" in [key for key, _ in check(config)]
+    assert list(check(small_config())) == []
+
+
 @pytest.mark.slow
 def test_fit_save_resume_and_export_the_ec_branch(tmp_path):
     folder = write_folder(str(tmp_path / "ds"), IDENTITY, EXPRESSION)
     config = small_config()
     model = build_model(config, None)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    dataset = make_tuple_dataset(folder, queries_per_batch=2, positives_per_query=2,
-                                 negatives_per_query=3, image_size=(48, 48), seed=1)
+    dataset = train_dataset(config.method, folder, image_size=(48, 48), seed=1)
+    assert dataset.element_spec["image"].shape[0] == 2 * (1 + 2 + 3)
     history = model.fit(dataset.take(3), epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert 0 < history.history["kept_positives"][-1] <= 1

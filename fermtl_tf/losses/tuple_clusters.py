@@ -60,8 +60,8 @@ def online_positive_mining(positives, negatives):
     Returns:
         ``(keep, centre)``: boolean ``[..., M]`` and the updated c+ ``[..., d]``.
     """
-    positives = tf.convert_to_tensor(positives, tf.float32)
-    negatives = tf.convert_to_tensor(negatives, tf.float32)
+    positives = tf.cast(positives, tf.float32)
+    negatives = tf.cast(negatives, tf.float32)
     first_centre = tf.reduce_mean(positives, axis=-2)
     positive_distance = tf.stop_gradient(squared_distances(positives, first_centre))
     negative_distance = tf.stop_gradient(squared_distances(negatives, first_centre))
@@ -88,9 +88,9 @@ def tuple_clusters_loss_per_tuple(positives, negatives, reference, margin):
     ``1/M* sum_i max(0, D(f_i+, c+) - T + tau/2) + 1/N sum_j max(0, T + tau/2 - D(f_j-, c+))``
     over the M* mined positives, with the updated c+.
     """
-    negatives = tf.convert_to_tensor(negatives, tf.float32)
+    negatives = tf.cast(negatives, tf.float32)
     keep, centre = online_positive_mining(positives, negatives)
-    positives = tf.convert_to_tensor(positives, tf.float32)
+    positives = tf.cast(positives, tf.float32)
     half = 0.5 * margin
     positive_hinge = tf.nn.relu(squared_distances(positives, centre) - reference + half)
     negative_hinge = tf.nn.relu(reference + half - squared_distances(negatives, centre))
@@ -116,9 +116,9 @@ def tuplet_loss_per_tuple(anchor, positive, negatives, margin):
     ``anchor`` and ``positive`` ``[..., d]``, ``negatives`` ``[..., N, d]`` (Eq. 1's
     N - 1 negatives). Computed as a log-sum-exp over ``[0, z_1, ..., z_N]`` for stability.
     """
-    anchor = tf.convert_to_tensor(anchor, tf.float32)
-    positive_distance = tf.reduce_sum(tf.square(anchor - positive), axis=-1)
-    negative_distance = squared_distances(tf.convert_to_tensor(negatives, tf.float32), anchor)
+    anchor = tf.cast(anchor, tf.float32)
+    positive_distance = tf.reduce_sum(tf.square(anchor - tf.cast(positive, tf.float32)), axis=-1)
+    negative_distance = squared_distances(tf.cast(negatives, tf.float32), anchor)
     logits = positive_distance[..., None] + margin - negative_distance
     logits = tf.concat([tf.zeros_like(logits[..., :1]), logits], axis=-1)
     return tf.reduce_logsumexp(logits, axis=-1)
@@ -264,8 +264,8 @@ class AdaptiveTupleClusters(keras.layers.Layer):
         return quadratic + cross + linear + self.bias
 
     def call(self, positives, negatives):
-        positives = tf.convert_to_tensor(positives, tf.float32)
-        negatives = tf.convert_to_tensor(negatives, tf.float32)
+        positives = tf.cast(positives, tf.float32)
+        negatives = tf.cast(negatives, tf.float32)
         keep, centre = online_positive_mining(positives, negatives)
         label = float(self.positive_label)
         positive_hinge = tf.nn.relu(label * self.quadratic_form(positives, centre) + self.margin)

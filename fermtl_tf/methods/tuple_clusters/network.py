@@ -107,7 +107,7 @@ class TupleClustersNet(keras.Model):
             self.adaptive = AdaptiveTupleClusters(
                 sign_a=sign_a, sign_b=sign_b, positive_label=positive_label, rank=rank,
                 margin=margin / 2, initial_reference=reference_distance,
-                name="adaptive_threshold")
+                dtype="float32", name="adaptive_threshold")  # float32 under mixed precision
             dim = embedding_dim if branches == "2B" else int(ec_units[-1])
             positives = num_positives if query_in_positives else self.positives_per_query
             self.adaptive.build((None, positives, dim), (None, num_negatives, dim))
@@ -171,13 +171,16 @@ class TupleClustersNet(keras.Model):
         return tf.reshape(values, tf.concat([[-1, self.tuple_size], tf.shape(values)[1:]], 0))
 
     def metric_loss(self, embeddings):
-        """``(per-tuple metric loss [X], fraction of positives kept [X])`` for ``[X, T, d]``."""
+        """``(per-tuple metric loss [X], fraction of positives kept [X] or None)`` for ``[X, T, d]``.
+
+        The fraction (M* / M, Algorithm 1) is None for the (N+1)-tuplet loss, which mines nothing.
+        """
         first_negative = 1 + self.positives_per_query
         negatives = embeddings[:, first_negative:]
         if self.options["metric_loss"] == "n_plus_1":
             loss = tuplet_loss_per_tuple(embeddings[:, 0], embeddings[:, 1], negatives,
                                          self.options["margin"])
-            return loss, tf.ones_like(loss)
+            return loss, None
         start = 0 if self.options["query_in_positives"] else 1
         positives = embeddings[:, start:first_negative]
         if self.adaptive is not None:
