@@ -13,6 +13,7 @@ from fermtl_tf.data.tuple_sampling import (
     POSITIVE,
     QUERY,
     TupleSampler,
+    load_records,
     make_tuple_dataset,
 )
 
@@ -112,7 +113,8 @@ def write_folder(folder, identities, expressions, split="train"):
             image = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
             record = {"image": tf.io.encode_png(image).numpy(), "image_id": f"i{i}",
                       "identity": int(identity), "expression": int(expression),
-                      "expression_mask": 1, "split": split, "frame_index": i}
+                      "expression_mask": 1, "split": split, "frame_index": i,
+                      "fold": int(identity) % 2}
             writer.write(schema.encode_example(record, num_aus=0, num_attributes=0))
     manifest = {"image_size": [20, 20], "au_names": [], "num_aus": 0, "num_attributes": 0,
                 "attribute_names": [], "splits": {split: len(identities)},
@@ -145,6 +147,14 @@ def test_tuple_dataset_batches_follow_the_layout(tmp_path):
             np.testing.assert_array_equal(a[key], b[key])
     dataset = make_tuple_dataset(folder, **kwargs)
     assert int(dataset.cardinality()) == -(-len(IDENTITY) // 3)
+
+
+def test_folds_select_the_records(tmp_path):
+    folder = write_folder(str(tmp_path / "ds"), IDENTITY, EXPRESSION)
+    arrays, _ = load_records(folder, folds=[1])
+    np.testing.assert_array_equal(np.sort(arrays["identity"]), np.sort(IDENTITY[IDENTITY % 2 == 1]))
+    arrays, _ = load_records(folder, exclude_folds=1)
+    assert (arrays["identity"] % 2 == 0).all() and len(arrays["identity"]) == (IDENTITY % 2 == 0).sum()
 
 
 def test_missing_identity_error_names_the_folder_and_the_csv_column(tmp_path):

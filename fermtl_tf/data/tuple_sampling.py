@@ -204,17 +204,25 @@ def missing_identity_message(folder, split, missing, total):
     )
 
 
+def _fold_tuple(folds):
+    """None, or the folds (an int or a list of ints) as a tuple."""
+    if folds is None:
+        return None
+    return (int(folds),) if isinstance(folds, int) else tuple(int(f) for f in folds)
+
+
 def load_records(folder, split="train", folds=None, exclude_folds=None):
     """The expression-labelled records of ``folder`` as ``{feature: numpy array}``.
 
-    Images stay encoded. Raises a ValueError naming the folder when some record has no
+    Images stay encoded. Uses the reader's record selection
+    (``pipeline._requested_splits`` and ``pipeline._parsed_records``), so splits and
+    folds mean what they mean in ``make_dataset``. Raises a ValueError naming the folder when some record has no
     identity (see :func:`missing_identity_message`).
     """
     manifest = pipeline.load_manifest(folder)
     splits = pipeline._requested_splits(split, manifest, folder)
-    records = pipeline._parsed_records(
-        folder, manifest, splits, folds=pipeline._fold_list("folds", folds),
-        exclude_folds=pipeline._fold_list("exclude_folds", exclude_folds))
+    records = pipeline._parsed_records(folder, manifest, splits, folds=_fold_tuple(folds),
+                                       exclude_folds=_fold_tuple(exclude_folds))
     parts = {}
     for batch in records.batch(4096).as_numpy_iterator():
         for key, value in batch.items():
