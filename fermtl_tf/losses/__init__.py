@@ -1,4 +1,8 @@
+<<<<<<< HEAD
 """Losses: masked task losses (every label may be absent), CCC, coupling and alignment losses."""
+=======
+"""Losses: masked task losses (every label may be absent), CCC, coupling and metric losses."""
+>>>>>>> h-tuple
 
 from fermtl_tf.losses.alignment import (
     AlignmentLoss,
@@ -24,8 +28,17 @@ from fermtl_tf.losses.masked import (
     masked_mean,
     reduce_per_sample,
 )
+from fermtl_tf.losses.tuple_clusters import (
+    AdaptiveTupleClusters,
+    TupleClustersLoss,
+    TupletLoss,
+    online_positive_mining,
+    tuple_clusters_loss,
+    tuplet_loss,
+)
 
 __all__ = [
+<<<<<<< HEAD
     "AlignmentLoss",
     "alignment_am",
     "alignment_dm1",
@@ -33,6 +46,9 @@ __all__ = [
     "au_from_emotion",
     "emotion_from_au",
     "expected_au",
+=======
+    "AdaptiveTupleClusters",
+>>>>>>> h-tuple
     "CCCLoss",
     "CoAnnotation",
     "DistributionMatchingLoss",
@@ -41,7 +57,15 @@ __all__ = [
     "MaskedL1",
     "MaskedSoftmaxCrossEntropy",
     "SoftCoAnnotationLoss",
+    "TupleClustersLoss",
+    "TupletLoss",
     "global_sum",
     "masked_mean",
+<<<<<<< HEAD
     "reduce_per_sample",
+=======
+    "online_positive_mining",
+    "tuple_clusters_loss",
+    "tuplet_loss",
+>>>>>>> h-tuple
 ]
