@@ -1,8 +1,5 @@
-<<<<<<< HEAD
-"""Losses: masked task losses (every label may be absent), CCC, coupling and alignment losses."""
-=======
-"""Losses: masked task losses (every label may be absent), CCC, coupling and metric losses."""
->>>>>>> h-tuple
+"""Losses: masked task losses (every label may be absent), CCC, coupling, alignment and
+metric-learning losses."""
 
 from fermtl_tf.losses.alignment import (
     AlignmentLoss,
@@ -38,17 +35,8 @@ from fermtl_tf.losses.tuple_clusters import (
 )
 
 __all__ = [
-<<<<<<< HEAD
-    "AlignmentLoss",
-    "alignment_am",
-    "alignment_dm1",
-    "alignment_dm2",
-    "au_from_emotion",
-    "emotion_from_au",
-    "expected_au",
-=======
     "AdaptiveTupleClusters",
->>>>>>> h-tuple
+    "AlignmentLoss",
     "CCCLoss",
     "CoAnnotation",
     "DistributionMatchingLoss",
@@ -59,13 +47,16 @@ __all__ = [
     "SoftCoAnnotationLoss",
     "TupleClustersLoss",
     "TupletLoss",
+    "alignment_am",
+    "alignment_dm1",
+    "alignment_dm2",
+    "au_from_emotion",
+    "emotion_from_au",
+    "expected_au",
     "global_sum",
     "masked_mean",
-<<<<<<< HEAD
-    "reduce_per_sample",
-=======
     "online_positive_mining",
+    "reduce_per_sample",
     "tuple_clusters_loss",
     "tuplet_loss",
->>>>>>> h-tuple
 ]
