@@ -241,7 +241,8 @@ def load_records(folder, split="train", folds=None, exclude_folds=None):
 
 def make_tuple_dataset(folder, split="train", queries_per_batch=12, positives_per_query=5,
                        negatives_per_query=6, image_size=(48, 48), augment=None,
-                       normalization="per_image", seed=0, folds=None, exclude_folds=None):
+                       normalization="per_image", seed=0, folds=None, exclude_folds=None,
+                       first_epoch=0):
     """Batches of identity-aware tuples from one prepared folder, for ``model.fit``.
 
     Each batch holds ``queries_per_batch * (1 + positives_per_query + negatives_per_query)``
@@ -257,6 +258,8 @@ def make_tuple_dataset(folder, split="train", queries_per_batch=12, positives_pe
         queries_per_batch, positives_per_query, negatives_per_query: X, P and N.
         image_size, augment, normalization: as in ``make_dataset`` (training mode).
         seed: integer seed of the tuples and the augmentations.
+        first_epoch: the epoch the first iteration draws (a resumed run starts at its
+            next epoch, so it sees the tuples an uninterrupted run would).
     """
     arrays, manifest = load_records(folder, split, folds, exclude_folds)
     sampler = TupleSampler(arrays["identity"], arrays["expression"], positives_per_query,
@@ -265,7 +268,7 @@ def make_tuple_dataset(folder, split="train", queries_per_batch=12, positives_pe
     spec = schema.parse_spec(manifest["num_aus"], manifest["num_attributes"])
     signature = {key: tf.TensorSpec(feature.shape, feature.dtype)
                  for key, feature in spec.items() if key in arrays}
-    epochs = itertools.count()
+    epochs = itertools.count(first_epoch)
 
     def elements():  # one record at a time: unbatch() crashes on the [B, 0] AU features
         for indices, _ in sampler.epoch(next(epochs)):

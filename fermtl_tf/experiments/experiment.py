@@ -41,7 +41,7 @@ from fermtl_tf.experiments.config import (
 )
 from fermtl_tf.experiments.data_info import build_data_info, source_name
 from fermtl_tf.methods import get_method
-from fermtl_tf.training.callbacks import make_callbacks
+from fermtl_tf.training.callbacks import make_callbacks, resumed_epoch
 from fermtl_tf.training.strategy import make_strategy
 
 
@@ -175,6 +175,24 @@ def _check_augment(config, source):
                                   f"{message}") from None
 
 
+def training_input(spec, config, source="<config>"):
+    """(training dataset, optimiser steps per epoch): the method's ``train_dataset`` hook
+    (its cardinality gives the steps), else the configured sources' batches."""
+    hook = spec.resolve("train_dataset")
+    if hook is None:
+        return (make_datasets(config, config.data.train, training=True,
+                              repeat=config.steps_per_epoch is not None),
+                epoch_steps(config, source))
+    dataset = hook(config, resumed_epoch(config.output_dir))
+    steps = config.steps_per_epoch or int(dataset.cardinality())
+    if steps < 1:
+        raise ConfigError(f"{source}: key 'steps_per_epoch': method {spec.name!r}'s training "
+                          f"input has no known length; set steps_per_epoch")
+    if config.steps_per_epoch:
+        dataset = dataset.repeat()
+    return dataset, steps
+
+
 def resolve_config(config, source="<config>"):
     """Check the data sections, read the manifests into a ``DataInfo`` and fill what the
     data decides (the number of expression classes)."""
@@ -260,9 +278,7 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
     save_config(config, output / "config.yaml")
     keras.utils.set_random_seed(config.seed)
 
-    steps = epoch_steps(config, source)
-    train_data = make_datasets(config, config.data.train, training=True,
-                               repeat=config.steps_per_epoch is not None)
+    train_data, steps = training_input(spec, config, source)
     validation_data = None
     if config.data.validation:
         validation_data = make_datasets(config, config.data.validation, training=False,

@@ -12,6 +12,7 @@ Layout of an experiment's output directory::
 """
 
 import importlib.util
+import json
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,15 @@ class LearningRateLogger(keras.callbacks.Callback):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(
                 self.model.optimizer.learning_rate))
+
+
+def resumed_epoch(output_dir):
+    """The epoch a rerun of the experiment in ``output_dir`` starts at: the one after the
+    last epoch ``BackupAndRestore`` backed up (0 for a fresh run)."""
+    metadata = Path(output_dir) / "backup" / "training_metadata.json"
+    if not metadata.is_file():
+        return 0
+    return int(json.loads(metadata.read_text())["epoch"])
 
 
 def tensorboard_available():

@@ -1,7 +1,7 @@
 """2B(N+M)Softmax (Liu et al. 2017): softmax + identity-aware (N+M)-tuple clusters loss."""
 
 from fermtl_tf.methods.spec import MethodSpec
-from fermtl_tf.methods.tuple_clusters.config import TupleClustersMethod
+from fermtl_tf.methods.tuple_clusters.config import SMOKE_CONFIG, TupleClustersMethod, check
 
 SPEC = MethodSpec(
     name="tuple_clusters",
@@ -12,4 +12,7 @@ SPEC = MethodSpec(
             "(N+1)-tuplet loss on identity-aware tuples (1B/2B variants)",
     paper="liu2017_nm_tuple_clusters_identity_aware.md",
     serving_model="fermtl_tf.methods.tuple_clusters.build:serving_model",
+    train_dataset="fermtl_tf.methods.tuple_clusters.build:train_dataset",
+    check=check,
+    smoke_config=SMOKE_CONFIG,
 )

@@ -4,6 +4,7 @@ import dataclasses
 
 import keras
 
+from fermtl_tf.methods.tuple_clusters.data import train_dataset as tuple_dataset
 from fermtl_tf.methods.tuple_clusters.network import TupleClustersNet
 
 
@@ -36,3 +37,14 @@ def serving_model(model):
     images = keras.Input((height, width, 3), name="image")
     return keras.Model(images, {"expression_logits": model.classify(images)},
                        name=f"{model.name}_serving")
+
+
+def train_dataset(config, first_epoch=0):
+    """The training input: identity-aware tuple batches of the first training source,
+    from epoch ``first_epoch`` on (a resumed run)."""
+    source = config.data.train[0]
+    return tuple_dataset(config.method, source.folder, split=source.split,
+                         image_size=config.data.image_size, augment=source.augment,
+                         normalization=config.data.normalization, seed=config.seed,
+                         folds=source.folds, exclude_folds=source.exclude_folds,
+                         first_epoch=first_epoch)

@@ -109,3 +109,17 @@ def check(config):
             "satisfy Eq. 3 (its ball T - tau/2 is empty)")
     if "expression" not in config.tasks:
         yield "tasks", "method 'tuple_clusters' trains the expression task"
+
+
+#: A tiny run on a SynthFace folder (``$SYNTHFACE``): what the conformance tests train.
+SMOKE_CONFIG = {
+    "method": {"name": "tuple_clusters", "num_positives": 2, "num_negatives": 2,
+               "queries_per_batch": 2,
+               "network": {"width": 0.125, "ec_units": [32, 16], "ml_units": 16,
+                           "connect_units": 16, "embedding_dim": 8}},
+    "data": {"train": [{"folder": "$SYNTHFACE", "batch_size": 6}],
+             "validation": [{"folder": "$SYNTHFACE", "split": "val", "batch_size": 4}],
+             "image_size": [48, 48], "normalization": "per_image", "shuffle_buffer": 1},
+    "tasks": {"expression": {}},
+    "optimizer": {"name": "adam", "learning_rate": 1e-3},
+}
