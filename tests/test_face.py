@@ -28,6 +28,29 @@ def _detection(box):
     return face.Detection(np.asarray(box, float), 0.99, np.zeros((5, 2)))
 
 
+def test_box_iou_by_hand():
+    # overlap 5 x 10 = 50; areas 100 and 100 -> 50 / 150
+    assert face.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert face.box_iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0  # touching edges
+    assert face.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+
+
+def test_match_face_takes_the_annotated_face_not_the_largest_one():
+    # a large central bystander and the small annotated face at the right edge
+    bystander, annotated = _detection((30, 30, 70, 70)), _detection((80, 40, 98, 58))
+    reference = (82, 43, 97, 59)  # tight landmark box of the annotated face
+    assert face.choose_face([bystander, annotated], (100, 100, 3)) is bystander
+    assert face.match_face([bystander, annotated], reference) is annotated
+
+
+def test_match_face_returns_none_below_the_iou_threshold():
+    # IoU of (0,0,10,10) with (5,0,15,10) is 1/3
+    detection = _detection((5, 0, 15, 10))
+    assert face.match_face([detection], (0, 0, 10, 10), min_iou=0.3) is detection
+    assert face.match_face([detection], (0, 0, 10, 10), min_iou=0.34) is None
+    assert face.match_face([], (0, 0, 10, 10)) is None
+
+
 def test_choose_face_prefers_a_centred_face_over_a_larger_offset_one():
     # 100 x 100 image, centre (50, 50).
     # big corner face: side 40, centre (20, 20), distance 42.43 -> score -2.43

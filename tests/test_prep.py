@@ -352,3 +352,113 @@ def test_folds_option_assigns_identity_independent_folds(tmp_path):
     _, records = read_records(tmp_path / "out")
     # b (3 images) -> fold 0; a (2) -> fold 1; c (1) -> fold 1 (identities tie, fewer images)
     assert [int(r["fold"]) for r in records] == [1, 1, 0, 0, 0, 1]
+
+
+# --- issue 13 item 1: the annotated face is the face that is cropped ---------------------
+
+def _fake_detector(monkeypatch, boxes):
+    """Make MTCNN 'find' ``boxes`` (x0, y0, x1, y1) in every image, without running it."""
+    from fermtl_tf.data import face
+
+    found = [face.Detection(np.asarray(b, float), 0.99, np.zeros((5, 2))) for b in boxes]
+    monkeypatch.setattr(face, "build_detector", lambda: None)
+    monkeypatch.setattr(face, "detect_faces",
+                        lambda images, *args, **kwargs: [list(found) for _ in images])
+
+
+def _square_landmarks(x0, y0, side):
+    """68 points spread over the square (x0, y0, x0 + side, y0 + side), corners included."""
+    grid = np.linspace(0, side, 9)
+    points = np.array([(x0 + u, y0 + v) for u in grid for v in grid])[:68]
+    points[-1] = (x0 + side, y0 + side)
+    return points
+
+
+def run_detect(csv_path, out, *extra):
+    return main(["manifest", "--csv", str(csv_path), "--out", str(out), "--quiet",
+                 "--size", "64", *extra])
+
+
+def test_detect_mode_crops_the_detection_that_overlaps_the_landmarks(tmp_path, monkeypatch):
+    points = _square_landmarks(140.0, 60.0, 40.0)  # annotated face at the right
+    bystander, annotated = (40, 40, 140, 140), (136, 50, 184, 104)
+    _fake_detector(monkeypatch, [bystander, annotated])
+    csv_path, _ = write_dataset(tmp_path, [{"landmarks": points}], shape=(200, 200))
+    assert run_detect(csv_path, tmp_path / "out") == 0
+    manifest, (record,) = read_records(tmp_path / "out")
+    assert manifest["crops"] == {"detected": 1}
+    assert record["face_box_source"] == b"detected"
+    np.testing.assert_allclose(record["face_box"], annotated)
+    # independent: square of side 1.2 * 54 about the detection's centre (160, 77), to 64 px
+    side = 1.2 * 54
+    expected = (points - [160 - side / 2, 77 - side / 2]) * 64 / side
+    np.testing.assert_allclose(record["landmarks"].reshape(68, 2), expected, atol=1e-3)
+
+
+def test_detect_mode_falls_back_to_the_landmark_box_when_no_face_overlaps(tmp_path, monkeypatch):
+    points = _square_landmarks(140.0, 60.0, 40.0)
+    _fake_detector(monkeypatch, [(10, 10, 100, 100)])  # only a bystander (IoU 0)
+    csv_path, _ = write_dataset(tmp_path, [{"landmarks": points}, {"landmarks": None}],
+                                shape=(200, 200))
+    assert run_detect(csv_path, tmp_path / "out") == 0
+    manifest, (annotated, plain) = read_records(tmp_path / "out")
+    assert manifest["crops"] == {"annotation-fallback": 1, "detected": 1}
+    assert annotated["face_box_source"] == b"annotation-fallback"
+    np.testing.assert_allclose(annotated["face_box"], [140, 60, 180, 100])
+    # the row without landmarks keeps the usual choice: the only detection
+    assert plain["face_box_source"] == b"detected"
+    np.testing.assert_allclose(plain["face_box"], [10, 10, 100, 100])
+
+
+def test_landmarks_outside_the_crop_are_a_named_skip(tmp_path):
+    points = _square_landmarks(140.0, 60.0, 40.0)
+    # the given box is another face: every landmark falls right of its crop
+    rows = [{"landmarks": points, "face_x": "10", "face_y": "60", "face_w": "40", "face_h": "40"}]
+    csv_path, _ = write_dataset(tmp_path, rows, shape=(200, 200))
+    assert run(csv_path, tmp_path / "out", "--crop-from", "box") == 0
+    manifest = tfrecord.read_manifest(tmp_path / "out")
+    (skip,) = manifest["skipped"]
+    assert skip["reason"].startswith("68 of 68 landmarks lie more than 0.1 x the crop side "
+                                     "outside the given crop")
+    # a wider margin accepts nothing more here (they are 2 crop sides away) ...
+    assert run(csv_path, tmp_path / "out2", "--crop-from", "box",
+               "--landmark-margin", "1") == 0
+    assert tfrecord.read_manifest(tmp_path / "out2")["counts"]["written"] == 0
+    # ... while the landmarks' own box keeps them all inside
+    assert run(csv_path, tmp_path / "out3", "--crop-from", "landmarks") == 0
+    assert tfrecord.read_manifest(tmp_path / "out3")["crops"] == {"annotation": 1}
+
+
+def _two_face_photo():
+    """A large SynthFace face at the left and a smaller one at the right (the annotated
+    one): ``(RGB image, the right face's 68 landmarks)``."""
+    from fermtl_tf.data.synthface import SynthFaceConfig, SynthFaceGenerator
+
+    def render(size, identity, seed):
+        gen = SynthFaceGenerator(SynthFaceConfig(seed=0, image_size=size, domain="lab"))
+        return gen.render(identity, "happiness", rng=np.random.default_rng([0, seed]))
+
+    (big, _), (small, labels) = render(192, 0, 1), render(128, 1, 2)
+    canvas = np.zeros((192, 320, 3), np.uint8)
+    canvas[:, :192], canvas[32:160, 192:] = big, small
+    return canvas, labels["landmarks"] + [192, 32]
+
+
+def test_real_mtcnn_crops_the_smaller_annotated_face_of_two(tmp_path):
+    from fermtl_tf.data.face import box_iou, tight_box
+
+    image, points = _two_face_photo()
+    os.makedirs(tmp_path / "images")
+    cv2.imwrite(str(tmp_path / "images" / "pair.png"), image[..., ::-1])
+    cells = dict(zip(LANDMARK_COLUMNS, (f"{v:.3f}" for v in points.ravel()), strict=True))
+    with open(tmp_path / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image_path", *LANDMARK_COLUMNS])
+        writer.writeheader()
+        writer.writerow({"image_path": "images/pair.png", **cells})
+    assert run_detect(tmp_path / "labels.csv", tmp_path / "out") == 0
+    _, (record,) = read_records(tmp_path / "out")
+    assert record["face_box_source"] == b"detected"
+    assert record["face_box"][0] > 192  # the right-hand face, not the larger left one
+    assert box_iou(record["face_box"], tight_box(points)) > 0.5
+    crop_points = record["landmarks"].reshape(68, 2)
+    assert crop_points.min() >= 0 and crop_points.max() <= 64

@@ -23,6 +23,10 @@ _COMMON_HELP = {
     "box_extension": "scale the face box by 1 + ratio about its centre (Hu et al.: 0.2)",
     "align": "5-point similarity alignment (MTCNN keypoints or landmarks)",
     "min_confidence": "MTCNN confidence cut-off",
+    "match_iou": "detect mode: the detection must overlap the annotated landmarks' box by "
+                 "this IoU to be their face (else their own box is used)",
+    "landmark_margin": "skip a record whose landmarks lie more than this fraction of the "
+                       "crop side outside the crop",
     "detect_batch_size": "images per batched MTCNN call",
     "records_per_shard": "records per TFRecord shard",
     "image_format": "png or jpeg for the stored crops",

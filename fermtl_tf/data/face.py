@@ -132,6 +132,40 @@ def choose_face(detections, image_shape, centre_weight=1.0):
     return max(detections, key=score)
 
 
+def box_iou(a, b):
+    """Intersection over union of two (x0, y0, x1, y1) boxes (0 when they do not meet)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union)
+
+
+def match_face(detections, reference, min_iou=0.3):
+    """The detection overlapping the annotated face ``reference`` best, or ``None``.
+
+    ``reference`` is the annotation's box (e.g. the tight box of its landmarks). In a
+    photo with several people the annotated face is the one to crop, not the largest
+    or most central one (issue 13, item 1); a detection with IoU below ``min_iou`` is
+    another face. Ties keep the first.
+    """
+    best, best_iou = None, 0.0
+    for detection in detections:
+        overlap = box_iou(detection.box, reference)
+        if overlap >= min_iou and overlap > best_iou:
+            best, best_iou = detection, overlap
+    return best
+
+
+def tight_box(points):
+    """The smallest box (x0, y0, x1, y1) holding the (N, 2) points."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
 def extend_box(box, ratio=0.2):
     """Scale a box about its centre by ``1 + ratio`` in width and height.
 
@@ -155,9 +189,7 @@ def square_box(box):
 
 def box_from_landmarks(landmarks, ratio=0.2):
     """Tight box around the (N, 2) landmarks, extended by ``ratio`` (see :func:`extend_box`)."""
-    points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-    tight = np.concatenate([points.min(axis=0), points.max(axis=0)])
-    return extend_box(tight, ratio)
+    return extend_box(tight_box(landmarks), ratio)
 
 
 def similarity_transform(src, dst):

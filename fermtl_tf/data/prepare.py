@@ -54,8 +54,11 @@ class PrepOptions:
     """Every preparation option (``fermtl-prep`` flags with ``-`` for ``_``).
 
     ``crop_from``: ``detect`` (MTCNN; a row's given face box is used instead when
-    present), ``landmarks`` (box around the 68 landmarks where given, else as
-    ``detect``) or ``box`` (the given box, else landmarks, else detection).
+    present; with landmarks, the detection overlapping them best, IoU >= ``match_iou``,
+    else the landmarks' own box), ``landmarks`` (box around the 68 landmarks where
+    given, else as ``detect``) or ``box`` (the given box, else landmarks, else
+    detection). A record whose landmarks lie more than ``landmark_margin`` x the crop
+    side outside its crop is skipped: it would teach the wrong face.
     ``select_frames``: ``all`` or ``last:N`` / ``middle:N`` / ``every:N``
     (:func:`fermtl_tf.data.protocols.select_frames`). ``folds > 0`` replaces the
     CSV's folds with identity-independent folds. ``strict``, ``overwrite`` and
@@ -67,6 +70,8 @@ class PrepOptions:
     box_extension: float = 0.2
     align: bool = False
     min_confidence: float = 0.9
+    match_iou: float = 0.3
+    landmark_margin: float = 0.1
     detect_batch_size: int = 16
     records_per_shard: int = 256
     image_format: str = "png"
@@ -107,6 +112,8 @@ class PrepOptions:
         need(self.crop_from in CROP_SOURCES, "crop_from", f"must be one of {CROP_SOURCES}")
         need(0 <= self.box_extension <= 4, "box_extension", "must be in [0, 4]")
         need(0 <= self.min_confidence <= 1, "min_confidence", "must be in [0, 1]")
+        need(0 < self.match_iou <= 1, "match_iou", "must be in (0, 1]")
+        need(0 <= self.landmark_margin <= 1, "landmark_margin", "must be in [0, 1]")
         need(self.detect_batch_size >= 1, "detect_batch_size", "must be >= 1")
         need(self.records_per_shard >= 1, "records_per_shard", "must be >= 1")
         need(self.image_format in IMAGE_FORMATS, "image_format", f"must be one of {IMAGE_FORMATS}")
@@ -135,6 +142,19 @@ class PrepOptions:
 
 class InputProblem(Exception):
     """Why one input cannot be written; becomes its ``skipped`` reason."""
+
+
+@dataclasses.dataclass
+class Crop:
+    """A cropped face: ``pixels``, the image-to-crop ``matrix``, ``how`` it was cropped
+    (the manifest's ``crops`` key), the face ``box`` it came from and that box's
+    ``source`` (``detected``, ``annotation``, ``annotation-fallback`` or ``given``)."""
+
+    pixels: np.ndarray
+    matrix: np.ndarray
+    how: str
+    box: np.ndarray
+    source: str
 
 
 def _looks_truncated(data):
@@ -267,17 +287,17 @@ class _ShardBuilder:
                     skipped.append({"input": item.image_id, "where": item.where,
                                     "reason": str(outcome)})
                 else:
-                    records.append(self._example(item, *outcome))
+                    records.append(self._example(item, outcome))
                     stats["splits"][item.split or "unassigned"] += 1
                     if item.fold >= 0:
                         stats["folds"][str(item.fold)] += 1
-                    stats["crops"][outcome[2]] += 1
+                    stats["crops"][outcome.how] += 1
                 if on_input:
                     on_input()
         return records, skipped, {k: dict(sorted(v.items())) for k, v in stats.items()}
 
     def _crop_chunk(self, chunk):
-        """(crop, matrix, how) or an InputProblem for every input of the chunk."""
+        """A :class:`Crop` or an InputProblem for every input of the chunk."""
         outcomes, images, plans = [], [], []
         for item in chunk:
             try:
@@ -309,44 +329,73 @@ class _ShardBuilder:
             if kind == "detect" or getattr(item, "face_box" if kind == "box" else kind) is not None:
                 return kind
 
+    def _face_region(self, item, plan, detections, image_shape):
+        """``(box, five keypoints or None, box source)`` of the face to crop.
+
+        Issue 13 item 1: in detect mode a record's landmarks decide *which* detected
+        face is theirs (best IoU with their tight box, :func:`face.match_face`); when
+        no detection overlaps them the landmarks' own box is used
+        (``annotation-fallback``), never another person's face.
+        """
+        five = None if item.landmarks is None else five_points(item.landmarks)
+        if plan == "landmarks":
+            return face_ops.tight_box(item.landmarks), five, "annotation"
+        if plan == "box":
+            return np.asarray(item.face_box, dtype=np.float64), five, "given"
+        if item.landmarks is not None:
+            reference = face_ops.tight_box(item.landmarks)
+            match = face_ops.match_face(detections, reference, self.options.match_iou)
+            if match is None:
+                return reference, five, "annotation-fallback"
+            return match.box, match.keypoints, "detected"
+        chosen = face_ops.choose_face(detections, image_shape)
+        if chosen is None:
+            raise InputProblem(f"no face found with confidence >= {self.options.min_confidence}")
+        return chosen.box, chosen.keypoints, "detected"
+
     def _crop(self, item, image, plan, detections):
         options = self.options
         ratio, size = options.box_extension, options.size
-        five = None if item.landmarks is None else five_points(item.landmarks)
-        if plan == "detect":
-            chosen = face_ops.choose_face(detections, image.shape)
-            if chosen is None:
-                raise InputProblem(f"no face found with confidence >= {options.min_confidence}")
-            box, five = face_ops.extend_box(chosen.box, ratio), chosen.keypoints
-        elif plan == "landmarks":
-            box = face_ops.box_from_landmarks(item.landmarks, ratio)
-        else:
-            box = face_ops.extend_box(item.face_box, ratio)
-        how = plan
+        box, five, source = self._face_region(item, plan, detections, image.shape)
+        how = source
         if options.align and five is not None:
-            geometry, how = face_ops.alignment_matrix(five, size, ratio), plan + "+aligned"
+            geometry, how = face_ops.alignment_matrix(five, size, ratio), source + "+aligned"
         else:
-            geometry = face_ops.square_box(box)
-        crop, matrix = face_ops.crop_and_resize(image, geometry, size)
-        return crop, matrix, how
+            geometry = face_ops.square_box(face_ops.extend_box(box, ratio))
+        pixels, matrix = face_ops.crop_and_resize(image, geometry, size)
+        if item.landmarks is not None:
+            self._check_landmarks(item.landmarks, matrix, how)
+        return Crop(pixels, matrix, how, box, source)
 
-    def _example(self, item, crop, matrix, _how):
+    def _check_landmarks(self, landmarks, matrix, how):
+        """InputProblem when landmarks lie beyond ``landmark_margin`` outside the crop."""
+        size, margin = self.options.size, self.options.landmark_margin
+        points = face_ops.map_landmarks(landmarks, matrix)
+        outside = np.any((points < -margin * size) | (points > (1 + margin) * size), axis=1)
+        if outside.any():
+            raise InputProblem(
+                f"{int(outside.sum())} of {len(points)} landmarks lie more than "
+                f"{margin:g} x the crop side outside the {how} crop (the annotated face is "
+                "not the cropped one)")
+
+    def _example(self, item, crop):
         # Imported here: the schema pulls in TensorFlow, and `fermtl-prep --help` stays fast.
         from fermtl_tf.data.schema import encode_example
 
         dataset = self.dataset
         record = {
-            "image": encode_image(crop, self.options.image_format),
+            "image": encode_image(crop.pixels, self.options.image_format),
             "image_id": item.image_id, "source": dataset.source, "identity": item.identity,
             "sequence_id": item.sequence_id, "frame_index": item.frame_index,
             "split": item.split, "fold": item.fold, "domain": item.domain,
             "au": item.au, "au_intensity": item.au_intensity, "au_mask": item.au_mask,
             "attributes": item.attributes, "attributes_mask": item.attributes_mask,
+            "face_box": crop.box, "face_box_source": crop.source,
         }
         if item.expression is not None:
             record.update(expression=item.expression, expression_mask=1)
         if item.landmarks is not None:
-            landmarks = face_ops.map_landmarks(item.landmarks, matrix)
+            landmarks = face_ops.map_landmarks(item.landmarks, crop.matrix)
             record.update(landmarks=landmarks.ravel(), landmarks_mask=1)
         if item.valence is not None:
             record.update(valence=item.valence, arousal=item.arousal, va_mask=1)
