@@ -462,3 +462,11 @@ def test_real_mtcnn_crops_the_smaller_annotated_face_of_two(tmp_path):
     assert box_iou(record["face_box"], tight_box(points)) > 0.5
     crop_points = record["landmarks"].reshape(68, 2)
     assert crop_points.min() >= 0 and crop_points.max() <= 64
+
+
+def test_rows_without_split_are_unassigned_in_records_and_manifest(tmp_path):
+    csv_path, _ = write_dataset(tmp_path, [{"split": "train"}, {}])
+    assert run(csv_path, tmp_path / "out") == 0
+    manifest, records = read_records(tmp_path / "out")
+    assert manifest["splits"] == {"train": 1, "unassigned": 1}
+    assert [r["split"] for r in records] == [b"train", b"unassigned"]

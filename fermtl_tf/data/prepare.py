@@ -41,6 +41,8 @@ MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
 CROP_SOURCES = ("detect", "landmarks", "box")
 IMAGE_FORMATS = ("png", "jpeg")
+#: Split name of inputs the source gives no split (records and manifest alike).
+UNASSIGNED = "unassigned"
 #: Which face geometry each ``crop_from`` tries, in order, for one input.
 CROP_PRIORITY = {
     "detect": ("box", "detect"),
@@ -163,6 +165,12 @@ def _looks_truncated(data):
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return b"IEND" not in data[-64:]
     return False
+
+
+def split_name(item):
+    """The split written to the record and counted in the manifest's ``splits``: the
+    input's own, or :data:`UNASSIGNED`, so ``split="unassigned"`` selects those rows."""
+    return item.split or UNASSIGNED
 
 
 def read_image(path):
@@ -288,7 +296,7 @@ class _ShardBuilder:
                                     "reason": str(outcome)})
                 else:
                     records.append(self._example(item, outcome))
-                    stats["splits"][item.split or "unassigned"] += 1
+                    stats["splits"][split_name(item)] += 1
                     if item.fold >= 0:
                         stats["folds"][str(item.fold)] += 1
                     stats["crops"][outcome.how] += 1
@@ -387,7 +395,7 @@ class _ShardBuilder:
             "image": encode_image(crop.pixels, self.options.image_format),
             "image_id": item.image_id, "source": dataset.source, "identity": item.identity,
             "sequence_id": item.sequence_id, "frame_index": item.frame_index,
-            "split": item.split, "fold": item.fold, "domain": item.domain,
+            "split": split_name(item), "fold": item.fold, "domain": item.domain,
             "au": item.au, "au_intensity": item.au_intensity, "au_mask": item.au_mask,
             "attributes": item.attributes, "attributes_mask": item.attributes_mask,
             "face_box": crop.box, "face_box_source": crop.source,

@@ -16,7 +16,12 @@ import cv2
 from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_frames
 from fermtl_tf.data.sources.base import PrepError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Every extension ``cv2.imread`` documents (OpenCV 4 "imread": Windows bitmaps, JPEG,
+#: JPEG 2000, PNG, WebP, AVIF, portable image formats, Sun rasters, TIFF, OpenEXR,
+#: Radiance HDR), so a ``.ppm`` of a dataset is read, not silently passed over.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".tif", ".tiff",
+                    ".jp2", ".webp", ".avif", ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".pfm",
+                    ".sr", ".ras", ".exr", ".hdr", ".pic")
 #: Folder (inside ``--out``) for pixels that exist only inside a CSV or a video.
 CACHE_FOLDER = "decoded-cache"
 
