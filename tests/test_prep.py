@@ -470,3 +470,91 @@ def test_rows_without_split_are_unassigned_in_records_and_manifest(tmp_path):
     manifest, records = read_records(tmp_path / "out")
     assert manifest["splits"] == {"train": 1, "unassigned": 1}
     assert [r["split"] for r in records] == [b"train", b"unassigned"]
+
+
+# --- issue 13 item 5: nothing of the user's is deleted or silently replaced ---------------
+
+def test_the_users_files_in_out_survive_runs_and_overwrites(tmp_path):
+    csv_path, _ = write_dataset(tmp_path, [{}, {}])
+    out = tmp_path / "out"
+    out.mkdir()
+    users = {"notes.tmp": b"mine", "shard-1-of-2.tfrecord": b"mine too"}
+    for name, data in users.items():
+        (out / name).write_bytes(data)
+    assert run(csv_path, out) == 0
+    assert run(csv_path, out, "--size", "32", "--overwrite") == 0
+    for name, data in users.items():
+        assert (out / name).read_bytes() == data
+    assert sorted(os.listdir(out)) == sorted(
+        [*users, "manifest.json", "progress.json", "shard-00000-of-00001.tfrecord"])
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("manifest.json", b'{"my": "own manifest"}', "manifest.json was not written by fermtl-prep"),
+    ("progress.json", b"not json", "progress.json was not written by fermtl-prep"),
+    ("shard-00000-of-00003.tfrecord", b"x", "1 file(s) named like fermtl-prep shards"),
+])
+def test_files_of_our_names_that_we_did_not_write_are_refused_not_removed(
+        tmp_path, capsys, name, content, expected):
+    csv_path, _ = write_dataset(tmp_path, [{}])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_bytes(content)
+    assert run(csv_path, out, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fermtl-prep: error: ") and expected in err and err.count("\n") == 1
+    assert sorted(os.listdir(out)) == [name] and (out / name).read_bytes() == content
+
+
+def test_a_second_run_on_a_locked_folder_fails_at_once(tmp_path, capsys):
+    csv_path, _ = write_dataset(tmp_path, [{}])
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time\n"
+         f"fd = os.open({str(out / '.fermtl-prep.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\nos.write(fd, b'4242\\n')\n"
+         "print('locked', flush=True)\ntime.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        started = time.monotonic()
+        assert run(csv_path, out) == 2
+        assert time.monotonic() - started < 10
+        err = capsys.readouterr().err
+        assert "another fermtl-prep run (pid 4242) is writing to" in err and str(out) in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run(csv_path, out) == 0  # the lock died with its process
+    assert ".fermtl-prep.lock" not in os.listdir(out)
+
+
+def test_fifo_and_corrupt_jpeg_inputs_are_named_skips(tmp_path):
+    csv_path, _ = write_dataset(tmp_path, [{}, {}, {}])
+    images = tmp_path / "images"
+    os.remove(images / "001.png")
+    os.mkfifo(images / "001.png")  # opening it would wait for a writer forever
+    rng = np.random.default_rng(1)
+    ok, buffer = cv2.imencode(".jpg", rng.integers(0, 255, (90, 100, 3), dtype=np.uint8))
+    data = buffer.tobytes()
+    middle = len(data) // 2  # zeros in the entropy-coded data: libjpeg warns, decodes
+    (images / "002.png").write_bytes(data[:middle] + bytes(200) + data[middle + 200:])
+    assert run(csv_path, tmp_path / "out") == 0
+    manifest = tfrecord.read_manifest(tmp_path / "out")
+    reasons = {s["input"]: s["reason"] for s in manifest["skipped"]}
+    assert manifest["counts"]["written"] == 1 and len(reasons) == 2
+    assert reasons["images/001.png"].startswith("not a regular file (a FIFO")
+    assert reasons["images/002.png"].startswith("corrupt JPEG data (libjpeg: Corrupt JPEG data:")
+    assert reasons["images/002.png"].endswith(str(images / "002.png"))
+
+
+def test_the_same_image_in_two_splits_is_reported_as_leakage(tmp_path, capsys):
+    csv_path, _ = write_dataset(tmp_path, [{"split": "train"}, {"split": "test"}, {}])
+    csv_path.write_text(csv_path.read_text().replace("images/001.png", "images/000.png"))
+    assert main(["manifest", "--csv", str(csv_path), "--out", str(tmp_path / "out"),
+                 "--crop-from", "landmarks", "--size", "32"]) == 0
+    expected = f"leakage: {os.path.realpath(tmp_path / 'images' / '000.png')} is in splits test, train"
+    assert tfrecord.read_manifest(tmp_path / "out")["warnings"] == [expected]
+    assert f"fermtl-prep: warning: {expected}" in capsys.readouterr().err

@@ -128,16 +128,20 @@ def main(argv=None):
         return 0
     if not args.source:
         parser.error("choose a source (fermtl-prep --list shows them)")
+    from fermtl_tf.data.output_folder import locked
     from fermtl_tf.data.prepare import PrepOptions, prepare_dataset
 
     try:
         values = {name: getattr(args, name) for name in _COMMON_HELP}
         options = PrepOptions.from_dict(values, origin="command line")
-        dataset = get_source(args.source).load(args)
-        # The source's own options (protocol, split seed, ...) decide the output too, so
-        # a rerun with other ones must not reuse the shards of this one.
-        dataset.fingerprint.setdefault("source_options", _source_options(args))
-        manifest = prepare_dataset(dataset, args.out, options)
+        # Locked before the source is read: some sources write into --out (SynthFace's
+        # raw images, decoded-pixel caches), and two runs must not interleave there.
+        with locked(args.out):
+            dataset = get_source(args.source).load(args)
+            # The source's own options (protocol, split seed, ...) decide the output too,
+            # so a rerun with other ones must not reuse the shards of this one.
+            dataset.fingerprint.setdefault("source_options", _source_options(args))
+            manifest = prepare_dataset(dataset, args.out, options)
     except PrepError as error:
         print(f"fermtl-prep: error: {error}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ uninterrupted one. Nothing in the manifest depends on time or on the machine.
 
 A folder already holding another dataset (a different ``dataset_fingerprint``: the hash
 of source, raw-data fingerprint and output-affecting options) is refused unless
-``overwrite``; then only this package's files (shards, manifest, progress) are removed.
+``overwrite``; then only this package's files (shards, manifest, progress) are removed
+(:mod:`fermtl_tf.data.output_folder`, which also locks the folder for the run).
 """
 
 import dataclasses
@@ -18,27 +19,23 @@ import hashlib
 import json
 import math
 import os
+import stat
 import sys
-from collections import Counter
+import tempfile
+import threading
+from collections import Counter, defaultdict
 
 import cv2
 import numpy as np
 
 from fermtl_tf import __version__
 from fermtl_tf.data import face as face_ops
+from fermtl_tf.data.output_folder import MANIFEST, PROGRESS, claim, locked, remove_own_files
 from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_frames
 from fermtl_tf.data.sources.base import PrepError
-from fermtl_tf.data.tfrecord import (
-    ShardedWriter,
-    atomic_write_json,
-    remove_stale_files,
-    shard_paths,
-    to_jsonable,
-)
+from fermtl_tf.data.tfrecord import ShardedWriter, atomic_write_json, to_jsonable
 from fermtl_tf.knowledge.landmarks import five_points
 
-MANIFEST = "manifest.json"
-PROGRESS = "progress.json"
 CROP_SOURCES = ("detect", "landmarks", "box")
 IMAGE_FORMATS = ("png", "jpeg")
 #: Split name of inputs the source gives no split (records and manifest alike).
@@ -142,6 +139,10 @@ class PrepOptions:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
 
 
+#: Serialises the stderr redirection of :func:`_decode_jpeg_checked` between threads.
+_STDERR_CAPTURE = threading.Lock()
+
+
 class InputProblem(Exception):
     """Why one input cannot be written; becomes its ``skipped`` reason."""
 
@@ -173,28 +174,69 @@ def split_name(item):
     return item.split or UNASSIGNED
 
 
-def read_image(path):
-    """RGB uint8 pixels of an image file, as stored (EXIF orientation is not applied).
+def _read_regular_file(path):
+    """The bytes of ``path``; InputProblem for a missing, unreadable or non-regular file.
 
-    Raises :class:`InputProblem` for a missing, unreadable, empty, truncated (JPEG
-    without end marker, PNG without IEND) or undecodable file.
+    A FIFO, socket or device is refused from ``stat`` before it is opened: opening a
+    FIFO would wait for a writer forever.
     """
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputProblem(f"not a regular file (a FIFO, socket, device or folder): {path}")
         with open(path, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise InputProblem(f"image file not found: {path}") from None
     except OSError as error:
         raise InputProblem(f"cannot read image file {path}: {error.strerror}") from None
+
+
+def _decode_jpeg_checked(data, flags, path):
+    """``cv2.imdecode`` of JPEG bytes, refusing data that libjpeg reports as corrupt.
+
+    libjpeg decodes damaged entropy-coded data anyway (grey or smeared blocks) and only
+    prints "Corrupt JPEG data: ..." on the process's stderr. That stream (file
+    descriptor 2) is redirected to a temporary file for the call, so the warning
+    becomes this input's skip reason instead of a line nobody links to an image.
+    """
+    with _STDERR_CAPTURE, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        printed = sink.read().decode("utf-8", "replace").strip()
+    if printed:
+        first = printed.splitlines()[0]
+        raise InputProblem(f"corrupt JPEG data (libjpeg: {first}): {path}")
+    return image
+
+
+def read_image(path):
+    """RGB uint8 pixels of an image file, as stored (EXIF orientation is not applied).
+
+    Raises :class:`InputProblem` for a missing, unreadable, non-regular, empty,
+    truncated (JPEG without end marker, PNG without IEND), corrupt (libjpeg warnings)
+    or undecodable file.
+    """
+    data = _read_regular_file(path)
     if not data:
         raise InputProblem(f"image file is empty: {path}")
     if _looks_truncated(data):
         raise InputProblem(f"image file is truncated: {path}")
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if data[:2] == b"\xff\xd8":
+        image = _decode_jpeg_checked(data, flags, path)
+    else:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
         raise InputProblem(f"cannot decode image (corrupt or not an image): {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
 
 
 def encode_image(rgb, image_format):
@@ -232,41 +274,6 @@ def dataset_fingerprint(dataset, options):
     }
     text = json.dumps(to_jsonable(payload), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}
-
-
-def _open_output(out_dir, fingerprint, overwrite):
-    """Check the output folder; return the progress entries that may be reused."""
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as error:
-        raise PrepError(f"cannot create output folder {out_dir}: {error.strerror}") from None
-    manifest = _read_json(os.path.join(out_dir, MANIFEST))
-    progress = _read_json(os.path.join(out_dir, PROGRESS))
-    recorded = {d.get("dataset_fingerprint") for d in (manifest, progress) if d is not None}
-    foreign = recorded - {fingerprint} or (not recorded and shard_paths(out_dir))
-    if foreign and not overwrite:
-        raise PrepError(
-            f"output folder {out_dir} holds a different dataset (its manifest/progress/shards "
-            "were written with another source, input or options); use --overwrite to replace "
-            "it or choose another --out folder"
-        )
-    if foreign:
-        for name in (MANIFEST, PROGRESS):
-            if os.path.exists(os.path.join(out_dir, name)):
-                os.remove(os.path.join(out_dir, name))
-        remove_stale_files(out_dir, keep=set())
-        return {}
-    return (progress or {}).get("shards", {})
 
 
 class _ShardBuilder:
@@ -424,7 +431,7 @@ def _merge(entries, key):
     return dict(sorted(total.items()))
 
 
-def _manifest(dataset, inputs, options, fingerprint, entries):
+def _manifest(dataset, inputs, options, fingerprint, entries, warnings):
     """The manifest.json content (no time stamps, so reruns give identical bytes)."""
     skipped = [s for e in entries for s in e["skipped"]]
     written = sum(e["num_records"] for e in entries)
@@ -462,24 +469,47 @@ def _manifest(dataset, inputs, options, fingerprint, entries):
         "shards": [{k: e[k] for k in ("path", "num_records", "sha256")} for e in entries],
         "options": options.output_options(),
         "source_info": dataset.info,
-        "warnings": list(dataset.warnings),
+        "warnings": warnings,
     }
+
+
+def split_leakage(inputs, limit=10):
+    """Warnings for images listed in more than one split (same file after resolving links).
+
+    An image in both ``train`` and ``test`` makes test figures optimistic; the importer
+    cannot always see it (two rows of one CSV, two list files), so it is checked here
+    over the selected inputs. One warning per image, at most ``limit``, then a count.
+    """
+    splits = defaultdict(set)
+    for item in inputs:
+        if not item.error:
+            splits[os.path.realpath(item.image_path)].add(split_name(item))
+    leaked = sorted((path, sorted(names)) for path, names in splits.items() if len(names) > 1)
+    warnings = [f"leakage: {path} is in splits {', '.join(names)}"
+                for path, names in leaked[:limit]]
+    if len(leaked) > limit:
+        warnings.append(f"leakage: {len(leaked) - limit} more image(s) are in more than one split")
+    return warnings
+
+
+def _announce(warnings, options):
+    for warning in warnings:
+        if options.strict:
+            raise PrepError(f"{warning} (--strict)")
+        if not options.quiet:
+            print(f"fermtl-prep: warning: {warning}", file=sys.stderr)
 
 
 def prepare_dataset(dataset, out_dir, options=None):
     """Write ``dataset`` (an ``ImportedDataset``) as shards + manifest.json in ``out_dir``.
 
     Returns the manifest dict. Resumes an interrupted run with the same inputs and
-    options; raises :class:`PrepError` for problems the user must fix.
+    options; raises :class:`PrepError` for problems the user must fix, and when another
+    run holds ``out_dir`` (:func:`fermtl_tf.data.output_folder.locked`).
     """
     options = options or PrepOptions()
     options.validate()
-    out_dir = os.fspath(out_dir)
-    for warning in dataset.warnings:
-        if options.strict:
-            raise PrepError(f"{warning} (--strict)")
-        if not options.quiet:
-            print(f"fermtl-prep: warning: {warning}", file=sys.stderr)
+    _announce(dataset.warnings, options)
     inputs = select_inputs(dataset, options)
     if not inputs:
         raise PrepError(f"{dataset.source}: no inputs left after frame selection "
@@ -488,13 +518,22 @@ def prepare_dataset(dataset, out_dir, options=None):
         for item in inputs:
             if item.error:
                 raise PrepError(f"{item.where}: {item.error} (--strict)")
+    warnings = split_leakage(inputs)
+    _announce(warnings, options)
+    with locked(out_dir) as out_dir:
+        manifest = _write(dataset, inputs, options, out_dir, list(dataset.warnings) + warnings)
+    return json.loads(json.dumps(to_jsonable(manifest)))
+
+
+def _write(dataset, inputs, options, out_dir, warnings):
+    """The shards, progress and manifest of ``inputs`` in the locked ``out_dir``."""
     fingerprint = dataset_fingerprint(dataset, options)
-    reusable = _open_output(out_dir, fingerprint, options.overwrite)
+    reusable = claim(out_dir, fingerprint, options.overwrite)
     per_shard = options.records_per_shard
     num_shards = max(1, math.ceil(len(inputs) / per_shard))
     writer = ShardedWriter(out_dir, num_shards)
     done = {int(k): v for k, v in reusable.items() if int(k) < num_shards and writer.is_complete(v)}
-    remove_stale_files(out_dir, keep={v["path"] for v in done.values()})
+    remove_own_files(out_dir, keep={v["path"] for v in done.values()})
     builder = _ShardBuilder(dataset, options)
     progress = {"dataset_fingerprint": fingerprint, "num_shards": num_shards, "shards": {}}
     progress["shards"] = {str(k): v for k, v in sorted(done.items())}
@@ -514,7 +553,7 @@ def prepare_dataset(dataset, out_dir, options=None):
             progress["shards"] = {str(k): v for k, v in sorted(done.items())}
             atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
     entries = [done[k] for k in range(num_shards)]
-    manifest = _manifest(dataset, inputs, options, fingerprint, entries)
+    manifest = _manifest(dataset, inputs, options, fingerprint, entries, warnings)
     atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
     atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
-    return json.loads(json.dumps(to_jsonable(manifest)))
+    return manifest
