@@ -558,3 +558,66 @@ def test_the_same_image_in_two_splits_is_reported_as_leakage(tmp_path, capsys):
     expected = f"leakage: {os.path.realpath(tmp_path / 'images' / '000.png')} is in splits test, train"
     assert tfrecord.read_manifest(tmp_path / "out")["warnings"] == [expected]
     assert f"fermtl-prep: warning: {expected}" in capsys.readouterr().err
+
+
+# --- issue 13 item 4: a dataset rebuilds when its inputs change -----------------------------
+
+def _shard_files(out):
+    """{shard name: (inode, mtime_ns)}: a rewritten shard (os.replace) gets a new inode."""
+    return {name: (os.stat(out / name).st_ino, os.stat(out / name).st_mtime_ns)
+            for name in sorted(os.listdir(out)) if name.startswith("shard-")}
+
+
+def test_replacing_a_bad_image_rebuilds_only_its_shard(tmp_path):
+    csv_path, _ = write_dataset(tmp_path, [{}, {}, {}, {}])
+    good = (tmp_path / "images" / "003.png").read_bytes()
+    (tmp_path / "images" / "003.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert run(csv_path, out, "--records-per-shard", "2") == 0
+    assert [s["input"] for s in tfrecord.read_manifest(out)["skipped"]] == ["images/003.png"]
+    before = _shard_files(out)
+    (tmp_path / "images" / "003.png").write_bytes(good)
+    assert run(csv_path, out, "--records-per-shard", "2") == 0
+    manifest = tfrecord.read_manifest(out)
+    assert manifest["skipped"] == [] and manifest["counts"]["written"] == 4
+    after = _shard_files(out)
+    assert after["shard-00000-of-00002.tfrecord"] == before["shard-00000-of-00002.tfrecord"]
+    assert after["shard-00001-of-00002.tfrecord"] != before["shard-00001-of-00002.tfrecord"]
+    # the same as a first run on the fixed data
+    assert run(csv_path, tmp_path / "fresh", "--records-per-shard", "2") == 0
+    for name in after:
+        assert (out / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes()
+
+
+def test_an_edited_label_rebuilds_its_shard_and_overwrite_rebuilds_all(tmp_path):
+    csv_path, _ = write_dataset(tmp_path, [{"expression": "happiness"}] * 4)
+    out = tmp_path / "out"
+    assert run(csv_path, out, "--records-per-shard", "2") == 0
+    before = _shard_files(out)
+    lines = csv_path.read_text().splitlines()
+    lines[1] = lines[1].replace("happiness", "sadness")  # the first row: shard 0
+    csv_path.write_text("\n".join(lines) + "\n")
+    assert run(csv_path, out, "--records-per-shard", "2") == 0
+    after = _shard_files(out)
+    assert after["shard-00000-of-00002.tfrecord"] != before["shard-00000-of-00002.tfrecord"]
+    assert after["shard-00001-of-00002.tfrecord"] == before["shard-00001-of-00002.tfrecord"]
+    _, records = read_records(out)
+    assert records[0]["expression"] == BASIC7.index("sadness")
+    contents = {name: (out / name).read_bytes() for name in after}
+    assert run(csv_path, out, "--records-per-shard", "2", "--overwrite") == 0
+    rebuilt = _shard_files(out)
+    assert all(rebuilt[name] != after[name] for name in after)  # every shard rewritten ...
+    assert {name: (out / name).read_bytes() for name in rebuilt} == contents  # ... the same
+
+
+def test_hash_inputs_ignores_a_touched_but_unchanged_image(tmp_path):
+    csv_path, _ = write_dataset(tmp_path, [{}, {}])
+    image = tmp_path / "images" / "000.png"
+    assert run(csv_path, tmp_path / "stat", "--quiet") == 0
+    assert run(csv_path, tmp_path / "hash", "--hash-inputs") == 0
+    before = {kind: _shard_files(tmp_path / kind) for kind in ("stat", "hash")}
+    os.utime(image, ns=(os.stat(image).st_atime_ns, os.stat(image).st_mtime_ns + 10**9))
+    assert run(csv_path, tmp_path / "stat") == 0
+    assert run(csv_path, tmp_path / "hash", "--hash-inputs") == 0
+    assert _shard_files(tmp_path / "stat") != before["stat"]  # size + mtime: "changed"
+    assert _shard_files(tmp_path / "hash") == before["hash"]  # same bytes: kept

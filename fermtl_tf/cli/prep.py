@@ -33,8 +33,10 @@ _COMMON_HELP = {
     "select_frames": "all, last:N, middle:N or every:N frames of each sequence",
     "folds": "assign K identity-independent folds (replaces the CSV's fold column)",
     "strict": "stop at the first bad input instead of skipping it",
-    "overwrite": "replace a different dataset already in --out",
+    "overwrite": "rebuild every shard (replacing a different dataset already in --out)",
     "quiet": "no progress bar or summary",
+    "hash_inputs": "decide which shards changed by hashing image contents, not by size + "
+                   "modification time (reads every image on every run)",
 }
 
 

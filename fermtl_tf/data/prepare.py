@@ -8,8 +8,11 @@ command keeps the shards whose checksum still matches, redoes the others, and wr
 ``manifest.json`` last, so an interrupted-then-resumed run ends with the same bytes as an
 uninterrupted one. Nothing in the manifest depends on time or on the machine.
 
+Each progress entry also records its inputs' fingerprint (labels, paths, image size and
+mtime): a rerun rebuilds the shards whose inputs changed and keeps the rest.
+
 A folder already holding another dataset (a different ``dataset_fingerprint``: the hash
-of source, raw-data fingerprint and output-affecting options) is refused unless
+of source, source options and output-affecting options) is refused unless
 ``overwrite``; then only this package's files (shards, manifest, progress) are removed
 (:mod:`fermtl_tf.data.output_folder`, which also locks the folder for the run).
 """
@@ -33,7 +36,7 @@ from fermtl_tf.data import face as face_ops
 from fermtl_tf.data.output_folder import MANIFEST, PROGRESS, claim, locked, remove_own_files
 from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_frames
 from fermtl_tf.data.sources.base import PrepError
-from fermtl_tf.data.tfrecord import ShardedWriter, atomic_write_json, to_jsonable
+from fermtl_tf.data.tfrecord import ShardedWriter, atomic_write_json, sha256_file, to_jsonable
 from fermtl_tf.knowledge.landmarks import five_points
 
 CROP_SOURCES = ("detect", "landmarks", "box")
@@ -60,8 +63,9 @@ class PrepOptions:
     side outside its crop is skipped: it would teach the wrong face.
     ``select_frames``: ``all`` or ``last:N`` / ``middle:N`` / ``every:N``
     (:func:`fermtl_tf.data.protocols.select_frames`). ``folds > 0`` replaces the
-    CSV's folds with identity-independent folds. ``strict``, ``overwrite`` and
-    ``quiet`` change how a run behaves, not what it writes.
+    CSV's folds with identity-independent folds. ``strict``, ``overwrite``, ``quiet``
+    and ``hash_inputs`` (hash image contents, not size + mtime, to decide which shards
+    changed) change how a run behaves, not what it writes.
     """
 
     size: int = 128
@@ -79,8 +83,9 @@ class PrepOptions:
     strict: bool = False
     overwrite: bool = False
     quiet: bool = False
+    hash_inputs: bool = False
 
-    RUN_ONLY = ("strict", "overwrite", "quiet")
+    RUN_ONLY = ("strict", "overwrite", "quiet", "hash_inputs")
 
     @classmethod
     def from_dict(cls, mapping, origin="options"):
@@ -265,15 +270,55 @@ def select_inputs(dataset, options):
 
 
 def dataset_fingerprint(dataset, options):
-    """SHA-256 of what determines the output: source, raw-data fingerprint, options."""
+    """SHA-256 of what makes an output folder *this* dataset: the source, its options
+    (``fermtl-prep`` puts them in ``dataset.fingerprint["source_options"]``: paths,
+    protocol, seeds), the vocabulary and the output options.
+
+    The raw data's content (CSV bytes, file sizes) is deliberately not part of it: a
+    fixed label or a replaced image must rebuild the shards holding them
+    (:func:`shard_inputs_fingerprint`), not make the folder "another dataset".
+    """
     payload = {
         "source": dataset.source,
-        "raw": dataset.fingerprint,
+        "source_options": dataset.fingerprint.get("source_options"),
         "vocabulary": dataset.vocabulary_name,
         "options": options.output_options(),
     }
     text = json.dumps(to_jsonable(payload), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_state(path, hash_contents):
+    """What identifies the file's bytes: size and modification time, or its SHA-256."""
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if not hash_contents:
+        return [info.st_size, info.st_mtime_ns]
+    try:
+        return sha256_file(path)
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+
+
+def shard_inputs_fingerprint(inputs, hash_contents=False):
+    """SHA-256 of a shard's inputs: every label and path of each input, and the state of
+    its image file (size + mtime, or the content hash with ``hash_contents``).
+
+    Issue 13 item 4: recorded in ``progress.json`` per shard, so a rerun rebuilds exactly
+    the shards whose inputs changed (a replaced image, an edited label) and keeps the
+    others.
+    """
+    digest = hashlib.sha256()
+    for item in inputs:
+        state = {"input": dataclasses.asdict(item),
+                 "file": _file_state(item.image_path, hash_contents)}
+        digest.update(json.dumps(to_jsonable(state), sort_keys=True).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 class _ShardBuilder:
@@ -532,7 +577,13 @@ def _write(dataset, inputs, options, out_dir, warnings):
     per_shard = options.records_per_shard
     num_shards = max(1, math.ceil(len(inputs) / per_shard))
     writer = ShardedWriter(out_dir, num_shards)
-    done = {int(k): v for k, v in reusable.items() if int(k) < num_shards and writer.is_complete(v)}
+    shard_of = [inputs[k * per_shard : (k + 1) * per_shard] for k in range(num_shards)]
+    done = {}
+    for key, entry in reusable.items():
+        k = int(key)
+        if (k < num_shards and writer.is_complete(entry) and entry.get("inputs_sha256")
+                == shard_inputs_fingerprint(shard_of[k], options.hash_inputs)):
+            done[k] = entry
     remove_own_files(out_dir, keep={v["path"] for v in done.values()})
     builder = _ShardBuilder(dataset, options)
     progress = {"dataset_fingerprint": fingerprint, "num_shards": num_shards, "shards": {}}
@@ -540,15 +591,17 @@ def _write(dataset, inputs, options, out_dir, warnings):
     # Claim the folder before the first shard lands, so a run killed right after that
     # shard is recognised as this dataset (not a foreign one) when restarted.
     atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
-    already = sum(len(inputs[k * per_shard : (k + 1) * per_shard]) for k in done)
+    already = sum(len(shard_of[k]) for k in done)
     with _progress_bar(len(inputs), already, options.quiet) as bar:
         for index in range(num_shards):
             if index in done:
                 continue
-            shard_inputs = inputs[index * per_shard : (index + 1) * per_shard]
-            records, skipped, stats = builder.build(shard_inputs, on_input=lambda: bar.update(1))
+            # Taken before reading: an input changed during the build rebuilds next time.
+            inputs_sha256 = shard_inputs_fingerprint(shard_of[index], options.hash_inputs)
+            records, skipped, stats = builder.build(shard_of[index],
+                                                    on_input=lambda: bar.update(1))
             entry = writer.write_shard(index, records)
-            entry.update(skipped=skipped, **stats)
+            entry.update(skipped=skipped, inputs_sha256=inputs_sha256, **stats)
             done[index] = entry
             progress["shards"] = {str(k): v for k, v in sorted(done.items())}
             atomic_write_json(os.path.join(out_dir, PROGRESS), progress)

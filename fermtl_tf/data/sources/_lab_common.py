@@ -132,12 +132,20 @@ def cache_folder(args, source):
 def write_png(path, rgb):
     """Write RGB pixels as PNG (lossless; the same pixels give the same bytes), atomically.
 
-    Always rewritten, so a cache left by an older copy of the data cannot be stale.
+    A cache left by an older copy of the data cannot be stale: the file is rewritten
+    unless it already holds exactly these bytes, and then it is left untouched so its
+    modification time (part of the shard fingerprints) says "unchanged".
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise PrepError(f"cannot encode decoded pixels as PNG for {path}")
+    try:
+        with open(path, "rb") as handle:
+            if handle.read() == buffer.tobytes():
+                return path
+    except OSError:
+        pass
     tmp = path + ".tmp"
     with open(tmp, "wb") as handle:
         handle.write(buffer.tobytes())
