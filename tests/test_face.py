@@ -177,3 +177,37 @@ def test_detector_never_unpickles_weight_files_in_the_working_directory(tmp_path
     # the trap is real: mtcnn's own default lookup would have unpickled it
     mtcnn_tf.load_weights("pnet.lz4")
     assert marker.exists()
+
+
+class _RecordingDetector:
+    """Stands in for mtcnn: records the batch shapes and 'finds' one face per image at
+    (10, 5, 30, 25) with keypoints at (12, 7) ... in the coordinates it was given."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def detect_faces(self, batch, output_type, box_format):
+        assert (output_type, box_format) == ("numpy", "xyxy")
+        self.shapes += [image.shape for image in batch]
+        rows = [[i, 10, 5, 30, 25, 0.99, *([12.0] * 5), *([7.0] * 5)] for i in range(len(batch))]
+        return np.array(rows)
+
+
+def test_detection_copy_caps_the_longer_side_and_keeps_small_images():
+    image = np.zeros((200, 400, 3), np.uint8)
+    copy, scale = face.detection_copy(image, 100)
+    assert copy.shape == (50, 100, 3) and scale == (0.25, 0.25)
+    same, scale = face.detection_copy(image, 400)
+    assert same is image and scale == (1.0, 1.0)
+    assert face.detection_copy(image, 0)[0] is image
+
+
+def test_detections_on_the_copy_are_mapped_back_to_the_full_image():
+    detector = _RecordingDetector()
+    images = [np.zeros((200, 400, 3), np.uint8), np.zeros((60, 80, 3), np.uint8)]
+    large, small = face.detect_faces(images, detector=detector, max_side=100)
+    assert sorted(detector.shapes) == [(50, 100, 3), (60, 80, 3)]
+    # the 400-px image was searched at 1/4 size: coordinates times 4
+    np.testing.assert_allclose(large[0].box, [40, 20, 120, 100])
+    np.testing.assert_allclose(large[0].keypoints, [[48, 28]] * 5)
+    np.testing.assert_allclose(small[0].box, [10, 5, 30, 25])  # small enough: unchanged

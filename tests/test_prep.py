@@ -308,7 +308,7 @@ def test_synthface_source_generates_then_imports(synthface_run):
 
 def test_mtcnn_keypoints_match_synthface_ground_truth(synthface_run):
     from fermtl_tf.data import face
-    from fermtl_tf.data.prepare import read_image
+    from fermtl_tf.data.image_io import read_image
     from fermtl_tf.data.sources.manifest_csv import load_manifest_csv
     from fermtl_tf.knowledge.landmarks import five_points
 
@@ -621,3 +621,43 @@ def test_hash_inputs_ignores_a_touched_but_unchanged_image(tmp_path):
     assert run(csv_path, tmp_path / "hash", "--hash-inputs") == 0
     assert _shard_files(tmp_path / "stat") != before["stat"]  # size + mtime: "changed"
     assert _shard_files(tmp_path / "hash") == before["hash"]  # same bytes: kept
+
+
+# --- issue 13 item 3: fast and bounded on real photo sizes ---------------------------------
+
+def test_images_above_the_pixel_budget_are_named_skips(tmp_path):
+    csv_path, _ = write_dataset(tmp_path, [{}], shape=(90, 100))
+    assert run(csv_path, tmp_path / "out", "--max-pixels", "8999") == 0
+    (skip,) = tfrecord.read_manifest(tmp_path / "out")["skipped"]
+    assert skip["reason"].startswith("image is 100x90 = 0.0 MP, above the pixel budget "
+                                     "--max-pixels 8999")
+    assert run(csv_path, tmp_path / "fits", "--max-pixels", "9000") == 0
+    assert tfrecord.read_manifest(tmp_path / "fits")["counts"]["written"] == 1
+
+
+@pytest.mark.slow
+def test_two_workers_write_the_same_bytes_as_one(tmp_path):
+    # 1280x720 frames with a face (MTCNN on the 640-px copy); detect batch 1 -> chunks of
+    # 4 inputs, so 6 inputs make 2 chunks shared by the two workers.
+    from fermtl_tf.data.synthface import SynthFaceConfig, SynthFaceGenerator
+
+    gen = SynthFaceGenerator(SynthFaceConfig(seed=0, image_size=480, domain="wild"))
+    os.makedirs(tmp_path / "images")
+    names = []
+    for i in range(6):
+        image, _ = gen.render(i, "happiness", rng=np.random.default_rng([0, i]))
+        frame = np.full((720, 1280, 3), 80, np.uint8)
+        frame[120:600, 100 + 120 * i : 580 + 120 * i] = image
+        names.append(f"images/{i}.jpg")
+        cv2.imwrite(str(tmp_path / names[-1]), frame[..., ::-1])
+    (tmp_path / "labels.csv").write_text("image_path\n" + "\n".join(names) + "\n")
+    outs = {}
+    for workers in (1, 2):
+        outs[workers] = tmp_path / f"out{workers}"
+        assert run_detect(tmp_path / "labels.csv", outs[workers], "--workers", str(workers),
+                          "--detect-batch-size", "1", "--records-per-shard", "3") == 0
+    assert tfrecord.read_manifest(outs[1])["counts"]["written"] >= 4
+    files = sorted(os.listdir(outs[1]))
+    assert sorted(os.listdir(outs[2])) == files
+    for name in files:
+        assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes(), name

@@ -28,6 +28,11 @@ _COMMON_HELP = {
     "landmark_margin": "skip a record whose landmarks lie more than this fraction of the "
                        "crop side outside the crop",
     "detect_batch_size": "images per batched MTCNN call",
+    "detect_max_side": "MTCNN runs on a copy with this longer side (0: full resolution; "
+                       "faces under ~20 * longer side / this px are missed); crops come "
+                       "from the full image",
+    "max_pixels": "skip images with more pixels than this, PNG/JPEG before decoding "
+                  "(0: no budget)",
     "records_per_shard": "records per TFRecord shard",
     "image_format": "png or jpeg for the stored crops",
     "select_frames": "all, last:N, middle:N or every:N frames of each sequence",
@@ -37,6 +42,8 @@ _COMMON_HELP = {
     "quiet": "no progress bar or summary",
     "hash_inputs": "decide which shards changed by hashing image contents, not by size + "
                    "modification time (reads every image on every run)",
+    "workers": "worker processes (0: one per usable CPU); the output is the same for any "
+               "number",
 }
 
 

@@ -24,31 +24,17 @@ import math
 import os
 import stat
 import sys
-import tempfile
-import threading
 from collections import Counter, defaultdict
 
-import cv2
-import numpy as np
-
 from fermtl_tf import __version__
-from fermtl_tf.data import face as face_ops
 from fermtl_tf.data.output_folder import MANIFEST, PROGRESS, claim, locked, remove_own_files
 from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_frames
+from fermtl_tf.data.shard_builder import build_shards, split_name
 from fermtl_tf.data.sources.base import PrepError
 from fermtl_tf.data.tfrecord import ShardedWriter, atomic_write_json, sha256_file, to_jsonable
-from fermtl_tf.knowledge.landmarks import five_points
 
 CROP_SOURCES = ("detect", "landmarks", "box")
 IMAGE_FORMATS = ("png", "jpeg")
-#: Split name of inputs the source gives no split (records and manifest alike).
-UNASSIGNED = "unassigned"
-#: Which face geometry each ``crop_from`` tries, in order, for one input.
-CROP_PRIORITY = {
-    "detect": ("box", "detect"),
-    "landmarks": ("landmarks", "box", "detect"),
-    "box": ("box", "landmarks", "detect"),
-}
 
 
 @dataclasses.dataclass
@@ -65,7 +51,13 @@ class PrepOptions:
     (:func:`fermtl_tf.data.protocols.select_frames`). ``folds > 0`` replaces the
     CSV's folds with identity-independent folds. ``strict``, ``overwrite``, ``quiet``
     and ``hash_inputs`` (hash image contents, not size + mtime, to decide which shards
-    changed) change how a run behaves, not what it writes.
+    changed) change how a run behaves, not what it writes; so does ``workers`` (worker
+    processes, 0 = one per usable CPU; the output is the same for any number).
+    ``detect_max_side``: MTCNN sees a copy of the image with its longer side at most
+    this many pixels (0 = full resolution; faces smaller than about
+    ``20 x longer side / detect_max_side`` pixels are not found); crops are cut from the
+    full-resolution image. ``max_pixels``: images with more pixels are skipped with a
+    reason, PNG and JPEG before decoding (0 = no budget).
     """
 
     size: int = 128
@@ -76,6 +68,8 @@ class PrepOptions:
     match_iou: float = 0.3
     landmark_margin: float = 0.1
     detect_batch_size: int = 16
+    detect_max_side: int = 640
+    max_pixels: int = 150_000_000
     records_per_shard: int = 256
     image_format: str = "png"
     select_frames: str = "all"
@@ -84,8 +78,9 @@ class PrepOptions:
     overwrite: bool = False
     quiet: bool = False
     hash_inputs: bool = False
+    workers: int = 0
 
-    RUN_ONLY = ("strict", "overwrite", "quiet", "hash_inputs")
+    RUN_ONLY = ("strict", "overwrite", "quiet", "hash_inputs", "workers")
 
     @classmethod
     def from_dict(cls, mapping, origin="options"):
@@ -119,6 +114,10 @@ class PrepOptions:
         need(0 < self.match_iou <= 1, "match_iou", "must be in (0, 1]")
         need(0 <= self.landmark_margin <= 1, "landmark_margin", "must be in [0, 1]")
         need(self.detect_batch_size >= 1, "detect_batch_size", "must be >= 1")
+        need(self.detect_max_side == 0 or self.detect_max_side >= 48, "detect_max_side",
+             "must be 0 (full resolution) or >= 48")
+        need(self.max_pixels >= 0, "max_pixels", "must be >= 0 (0: no budget)")
+        need(self.workers >= 0, "workers", "must be >= 0 (0: one per CPU)")
         need(self.records_per_shard >= 1, "records_per_shard", "must be >= 1")
         need(self.image_format in IMAGE_FORMATS, "image_format", f"must be one of {IMAGE_FORMATS}")
         need(self.folds >= 0, "folds", "must be >= 0")
@@ -142,118 +141,6 @@ class PrepOptions:
     def output_options(self):
         """The options that determine the output (all but the run-only ones)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
-
-
-#: Serialises the stderr redirection of :func:`_decode_jpeg_checked` between threads.
-_STDERR_CAPTURE = threading.Lock()
-
-
-class InputProblem(Exception):
-    """Why one input cannot be written; becomes its ``skipped`` reason."""
-
-
-@dataclasses.dataclass
-class Crop:
-    """A cropped face: ``pixels``, the image-to-crop ``matrix``, ``how`` it was cropped
-    (the manifest's ``crops`` key), the face ``box`` it came from and that box's
-    ``source`` (``detected``, ``annotation``, ``annotation-fallback`` or ``given``)."""
-
-    pixels: np.ndarray
-    matrix: np.ndarray
-    how: str
-    box: np.ndarray
-    source: str
-
-
-def _looks_truncated(data):
-    if data[:2] == b"\xff\xd8":
-        return not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return b"IEND" not in data[-64:]
-    return False
-
-
-def split_name(item):
-    """The split written to the record and counted in the manifest's ``splits``: the
-    input's own, or :data:`UNASSIGNED`, so ``split="unassigned"`` selects those rows."""
-    return item.split or UNASSIGNED
-
-
-def _read_regular_file(path):
-    """The bytes of ``path``; InputProblem for a missing, unreadable or non-regular file.
-
-    A FIFO, socket or device is refused from ``stat`` before it is opened: opening a
-    FIFO would wait for a writer forever.
-    """
-    try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputProblem(f"not a regular file (a FIFO, socket, device or folder): {path}")
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise InputProblem(f"image file not found: {path}") from None
-    except OSError as error:
-        raise InputProblem(f"cannot read image file {path}: {error.strerror}") from None
-
-
-def _decode_jpeg_checked(data, flags, path):
-    """``cv2.imdecode`` of JPEG bytes, refusing data that libjpeg reports as corrupt.
-
-    libjpeg decodes damaged entropy-coded data anyway (grey or smeared blocks) and only
-    prints "Corrupt JPEG data: ..." on the process's stderr. That stream (file
-    descriptor 2) is redirected to a temporary file for the call, so the warning
-    becomes this input's skip reason instead of a line nobody links to an image.
-    """
-    with _STDERR_CAPTURE, tempfile.TemporaryFile() as sink:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            os.dup2(sink.fileno(), 2)
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        printed = sink.read().decode("utf-8", "replace").strip()
-    if printed:
-        first = printed.splitlines()[0]
-        raise InputProblem(f"corrupt JPEG data (libjpeg: {first}): {path}")
-    return image
-
-
-def read_image(path):
-    """RGB uint8 pixels of an image file, as stored (EXIF orientation is not applied).
-
-    Raises :class:`InputProblem` for a missing, unreadable, non-regular, empty,
-    truncated (JPEG without end marker, PNG without IEND), corrupt (libjpeg warnings)
-    or undecodable file.
-    """
-    data = _read_regular_file(path)
-    if not data:
-        raise InputProblem(f"image file is empty: {path}")
-    if _looks_truncated(data):
-        raise InputProblem(f"image file is truncated: {path}")
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    if data[:2] == b"\xff\xd8":
-        image = _decode_jpeg_checked(data, flags, path)
-    else:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if image is None:
-        raise InputProblem(f"cannot decode image (corrupt or not an image): {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
-
-
-def encode_image(rgb, image_format):
-    """PNG or JPEG (quality 95) bytes of an RGB crop."""
-    if image_format == "png":
-        extension, params = ".png", []
-    else:
-        extension, params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]
-    ok, buffer = cv2.imencode(extension, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise InputProblem(f"cannot encode the crop as {image_format}")
-    return buffer.tobytes()
 
 
 def select_inputs(dataset, options):
@@ -319,147 +206,6 @@ def shard_inputs_fingerprint(inputs, hash_contents=False):
         digest.update(json.dumps(to_jsonable(state), sort_keys=True).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
-
-
-class _ShardBuilder:
-    """Turns the inputs of one shard into serialised examples, skips and counts."""
-
-    def __init__(self, dataset, options):
-        self.dataset = dataset
-        self.options = options
-        self._detector = None
-
-    def detector(self):
-        if self._detector is None:
-            self._detector = face_ops.build_detector()
-        return self._detector
-
-    def build(self, inputs, on_input=None):
-        records, skipped = [], []
-        stats = {"splits": Counter(), "folds": Counter(), "crops": Counter()}
-        chunk_size = 4 * self.options.detect_batch_size
-        for start in range(0, len(inputs), chunk_size):
-            chunk = inputs[start : start + chunk_size]
-            for item, outcome in zip(chunk, self._crop_chunk(chunk), strict=True):
-                if isinstance(outcome, InputProblem):
-                    if self.options.strict:
-                        raise PrepError(f"{item.where}: {outcome} (--strict)")
-                    skipped.append({"input": item.image_id, "where": item.where,
-                                    "reason": str(outcome)})
-                else:
-                    records.append(self._example(item, outcome))
-                    stats["splits"][split_name(item)] += 1
-                    if item.fold >= 0:
-                        stats["folds"][str(item.fold)] += 1
-                    stats["crops"][outcome.how] += 1
-                if on_input:
-                    on_input()
-        return records, skipped, {k: dict(sorted(v.items())) for k, v in stats.items()}
-
-    def _crop_chunk(self, chunk):
-        """A :class:`Crop` or an InputProblem for every input of the chunk."""
-        outcomes, images, plans = [], [], []
-        for item in chunk:
-            try:
-                if item.error:
-                    raise InputProblem(item.error)
-                images.append(read_image(item.image_path))
-                plans.append(self._plan(item))
-                outcomes.append(None)
-            except InputProblem as problem:
-                images.append(None)
-                plans.append(None)
-                outcomes.append(problem)
-        wanted = [i for i, plan in enumerate(plans) if plan == "detect"]
-        detections = face_ops.detect_faces(
-            [images[i] for i in wanted], self.options.min_confidence,
-            self.options.detect_batch_size, self.detector(),
-        ) if wanted else []
-        found = dict(zip(wanted, detections, strict=True))
-        for i, item in enumerate(chunk):
-            if outcomes[i] is None:
-                try:
-                    outcomes[i] = self._crop(item, images[i], plans[i], found.get(i))
-                except InputProblem as problem:
-                    outcomes[i] = problem
-        return outcomes
-
-    def _plan(self, item):
-        for kind in CROP_PRIORITY[self.options.crop_from]:
-            if kind == "detect" or getattr(item, "face_box" if kind == "box" else kind) is not None:
-                return kind
-
-    def _face_region(self, item, plan, detections, image_shape):
-        """``(box, five keypoints or None, box source)`` of the face to crop.
-
-        Issue 13 item 1: in detect mode a record's landmarks decide *which* detected
-        face is theirs (best IoU with their tight box, :func:`face.match_face`); when
-        no detection overlaps them the landmarks' own box is used
-        (``annotation-fallback``), never another person's face.
-        """
-        five = None if item.landmarks is None else five_points(item.landmarks)
-        if plan == "landmarks":
-            return face_ops.tight_box(item.landmarks), five, "annotation"
-        if plan == "box":
-            return np.asarray(item.face_box, dtype=np.float64), five, "given"
-        if item.landmarks is not None:
-            reference = face_ops.tight_box(item.landmarks)
-            match = face_ops.match_face(detections, reference, self.options.match_iou)
-            if match is None:
-                return reference, five, "annotation-fallback"
-            return match.box, match.keypoints, "detected"
-        chosen = face_ops.choose_face(detections, image_shape)
-        if chosen is None:
-            raise InputProblem(f"no face found with confidence >= {self.options.min_confidence}")
-        return chosen.box, chosen.keypoints, "detected"
-
-    def _crop(self, item, image, plan, detections):
-        options = self.options
-        ratio, size = options.box_extension, options.size
-        box, five, source = self._face_region(item, plan, detections, image.shape)
-        how = source
-        if options.align and five is not None:
-            geometry, how = face_ops.alignment_matrix(five, size, ratio), source + "+aligned"
-        else:
-            geometry = face_ops.square_box(face_ops.extend_box(box, ratio))
-        pixels, matrix = face_ops.crop_and_resize(image, geometry, size)
-        if item.landmarks is not None:
-            self._check_landmarks(item.landmarks, matrix, how)
-        return Crop(pixels, matrix, how, box, source)
-
-    def _check_landmarks(self, landmarks, matrix, how):
-        """InputProblem when landmarks lie beyond ``landmark_margin`` outside the crop."""
-        size, margin = self.options.size, self.options.landmark_margin
-        points = face_ops.map_landmarks(landmarks, matrix)
-        outside = np.any((points < -margin * size) | (points > (1 + margin) * size), axis=1)
-        if outside.any():
-            raise InputProblem(
-                f"{int(outside.sum())} of {len(points)} landmarks lie more than "
-                f"{margin:g} x the crop side outside the {how} crop (the annotated face is "
-                "not the cropped one)")
-
-    def _example(self, item, crop):
-        # Imported here: the schema pulls in TensorFlow, and `fermtl-prep --help` stays fast.
-        from fermtl_tf.data.schema import encode_example
-
-        dataset = self.dataset
-        record = {
-            "image": encode_image(crop.pixels, self.options.image_format),
-            "image_id": item.image_id, "source": dataset.source, "identity": item.identity,
-            "sequence_id": item.sequence_id, "frame_index": item.frame_index,
-            "split": split_name(item), "fold": item.fold, "domain": item.domain,
-            "au": item.au, "au_intensity": item.au_intensity, "au_mask": item.au_mask,
-            "attributes": item.attributes, "attributes_mask": item.attributes_mask,
-            "face_box": crop.box, "face_box_source": crop.source,
-        }
-        if item.expression is not None:
-            record.update(expression=item.expression, expression_mask=1)
-        if item.landmarks is not None:
-            landmarks = face_ops.map_landmarks(item.landmarks, crop.matrix)
-            record.update(landmarks=landmarks.ravel(), landmarks_mask=1)
-        if item.valence is not None:
-            record.update(valence=item.valence, arousal=item.arousal, va_mask=1)
-        return encode_example(record, len(dataset.au_names), len(dataset.attribute_names))
 
 
 def _progress_bar(total, initial, quiet):
@@ -585,23 +331,21 @@ def _write(dataset, inputs, options, out_dir, warnings):
                 == shard_inputs_fingerprint(shard_of[k], options.hash_inputs)):
             done[k] = entry
     remove_own_files(out_dir, keep={v["path"] for v in done.values()})
-    builder = _ShardBuilder(dataset, options)
+    cropper_args = (options, dataset.source, len(dataset.au_names), len(dataset.attribute_names))
     progress = {"dataset_fingerprint": fingerprint, "num_shards": num_shards, "shards": {}}
     progress["shards"] = {str(k): v for k, v in sorted(done.items())}
     # Claim the folder before the first shard lands, so a run killed right after that
     # shard is recognised as this dataset (not a foreign one) when restarted.
     atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
     already = sum(len(shard_of[k]) for k in done)
+    todo = [(k, shard_of[k]) for k in range(num_shards) if k not in done]
+    # Taken before reading: an input changed during the build rebuilds next time.
+    inputs_sha256 = {k: shard_inputs_fingerprint(shard, options.hash_inputs) for k, shard in todo}
     with _progress_bar(len(inputs), already, options.quiet) as bar:
-        for index in range(num_shards):
-            if index in done:
-                continue
-            # Taken before reading: an input changed during the build rebuilds next time.
-            inputs_sha256 = shard_inputs_fingerprint(shard_of[index], options.hash_inputs)
-            records, skipped, stats = builder.build(shard_of[index],
-                                                    on_input=lambda: bar.update(1))
+        for index, records, skipped, stats in build_shards(todo, cropper_args, options,
+                                                           bar.update):
             entry = writer.write_shard(index, records)
-            entry.update(skipped=skipped, inputs_sha256=inputs_sha256, **stats)
+            entry.update(skipped=skipped, inputs_sha256=inputs_sha256[index], **stats)
             done[index] = entry
             progress["shards"] = {str(k): v for k, v in sorted(done.items())}
             atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
