@@ -20,7 +20,8 @@ upscaled face), of one 1920x1080 frame (TensorFlow + MTCNN alone), and of a
 20000x20000 PNG header that the pixel budget refuses before decoding. Prints one JSON
 object.
 
-    python benchmarks/prep_real_sizes.py --frames 16
+    python benchmarks/prep_real_sizes.py --frames 24
+    python benchmarks/prep_real_sizes.py --frames 0 --pool-frames 160 --skip-memory
 """
 
 import argparse
@@ -47,8 +48,8 @@ def render_faces(count, size, seed=0):
             for i in range(count)]
 
 
-def write_csv(folder, names):
-    path = os.path.join(folder, "labels.csv")
+def write_csv(folder, names, file_name="labels.csv"):
+    path = os.path.join(folder, file_name)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("image_path\n" + "\n".join(names) + "\n")
     return path
@@ -87,7 +88,7 @@ def speed(work, frames, workers):
     from fermtl_tf.data.sources.manifest_csv import load_manifest_csv
 
     csv_path = write_frames(os.path.join(work, "frames"), frames)
-    warm = write_csv(os.path.join(work, "frames"), ["images/000.jpg"])
+    warm = write_csv(os.path.join(work, "frames"), ["images/000.jpg"], "warm-up.csv")
     prepare_dataset(load_manifest_csv(warm), os.path.join(work, "warm"),
                     PrepOptions(quiet=True, workers=1))
     paths = {"old": dict(detect_max_side=0, workers=1),
@@ -122,6 +123,32 @@ def speed(work, frames, workers):
     return result
 
 
+def pool_speed(work, frames, workers):
+    """One process vs a pool on ``frames`` frames, capped-copy detection in both: the
+    pool's gain once its workers' start is spread over a longer run."""
+    from fermtl_tf.data.prepare import PrepOptions, prepare_dataset
+    from fermtl_tf.data.sources.manifest_csv import load_manifest_csv
+
+    csv_path = write_frames(os.path.join(work, "pool_frames"), frames)
+    result = {}
+    for name, count in (("one_process", 1), ("pool", workers)):
+        options = PrepOptions(quiet=True, workers=count)
+        started = time.perf_counter()
+        prepare_dataset(load_manifest_csv(csv_path), os.path.join(work, f"pool_{name}"),
+                        options)
+        seconds = time.perf_counter() - started
+        result[name] = {"workers": count, "seconds": round(seconds, 2),
+                        "images_per_s": round(frames / seconds, 3)}
+    result["pool_speedup"] = round(result["pool"]["images_per_s"]
+                                   / result["one_process"]["images_per_s"], 2)
+    same = all(
+        open(os.path.join(work, "pool_one_process", n), "rb").read()
+        == open(os.path.join(work, "pool_pool", n), "rb").read()
+        for n in sorted(os.listdir(os.path.join(work, "pool_one_process"))))
+    result["identical_files"] = same
+    return result
+
+
 def _png_chunk(kind, data):
     return (struct.pack(">I", len(data)) + kind + data
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
@@ -140,7 +167,7 @@ sys.exit(status)
 
 def peak_memory(folder, image_name):
     """Peak RSS (MB) and seconds of ``fermtl-prep manifest`` on one image, in a child."""
-    csv_path = write_csv(folder, [image_name])
+    csv_path = write_csv(folder, [image_name], image_name + ".csv")
     out = os.path.join(folder, "out_" + image_name.replace(".", "_"))
     command = [sys.executable, "-c", _CHILD, "manifest", "--csv", csv_path, "--out", out,
                "--quiet", "--workers", "1"]
@@ -183,7 +210,10 @@ def memory(work, side):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=16, help="1920x1080 frames to prepare")
+    parser.add_argument("--frames", type=int, default=16,
+                        help="1920x1080 frames for old vs new (0: skip)")
+    parser.add_argument("--pool-frames", type=int, default=0,
+                        help="frames for one process vs the pool (0: skip)")
     parser.add_argument("--workers", type=int, default=0, help="workers of the new path (0: CPUs)")
     parser.add_argument("--side", type=int, default=12000, help="side of the large PNG")
     parser.add_argument("--skip-memory", action="store_true")
@@ -193,8 +223,13 @@ def main():
     workers = args.workers or resolve_workers(0, 10**9)
     work = tempfile.mkdtemp(prefix="prep_real_sizes_")
     result = {"benchmark": "prep_real_sizes", "data": "SynthFace (synthetic faces)",
-              "frames": args.frames, "cpus": resolve_workers(0, 10**9),
-              "speed_1920x1080": speed(work, args.frames, workers)}
+              "cpus": resolve_workers(0, 10**9)}
+    if args.frames:
+        result["speed_1920x1080"] = dict(frames=args.frames,
+                                         **speed(work, args.frames, workers))
+    if args.pool_frames:
+        result["pool_1920x1080"] = dict(frames=args.pool_frames,
+                                        **pool_speed(work, args.pool_frames, workers))
     if not args.skip_memory:
         result["memory"] = memory(work, args.side)
     print(json.dumps(result, indent=2))

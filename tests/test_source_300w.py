@@ -1,5 +1,7 @@
 """300w importer on a SynthFace fixture in the 300-W layout (+ a Menpo-like folder)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -107,7 +109,9 @@ def test_files_that_are_not_images_are_named_in_warnings(tmp_path):
     (afw / "a.pts").write_text("version: 1\nn_points: 0\n{\n}\n")
     (afw / "notes.txt").write_text("x")
     (afw / "lonely.pts").write_text("version: 1\n")
+    os.mkfifo(afw / "fifo.jpg")  # listed, never opened
     warnings = get_source("300w").load(_w300_args(tmp_path)).warnings
+    assert "300w: ignored afw/fifo.jpg (not a regular file)" in warnings
     assert "300w: ignored afw/notes.txt (not an image OpenCV reads)" in warnings
     assert "300w: ignored afw/lonely.pts (a .pts file without an image beside it)" in warnings
     assert not any("a.pts" in w or "a.jpg" in w for w in warnings)

@@ -39,6 +39,8 @@ CHUNK_PIXELS = 48_000_000
 #: With ``workers=0`` (automatic) smaller runs stay in one process: each worker starts
 #: its own TensorFlow and MTCNN, seconds that only a few hundred images repay.
 AUTO_POOL_MIN_INPUTS = 256
+#: ... and at most this many workers: each holds its own TensorFlow + MTCNN (~0.7 GB).
+AUTO_MAX_WORKERS = 4
 
 
 def split_name(item):
@@ -58,7 +60,6 @@ class Crop:
     how: str
     box: np.ndarray
     source: str
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +100,7 @@ class ChunkCropper:
                 continue
             pending.append((i, item, image))
             held += image.shape[0] * image.shape[1]
+            del image  # only ``pending`` holds it: freed with the sub-chunk below
             if held >= CHUNK_PIXELS:
                 self._finish(pending, outcomes)
                 pending, held = [], 0
@@ -221,16 +223,18 @@ def _crop_in_worker(chunk):
 
 
 def resolve_workers(requested, num_inputs):
-    """``requested`` worker processes; when 0, one per CPU this process may use, or 1
-    for runs under :data:`AUTO_POOL_MIN_INPUTS` inputs."""
+    """``requested`` worker processes; when 0, one per CPU this process may use (at
+    most :data:`AUTO_MAX_WORKERS`), or 1 for runs under :data:`AUTO_POOL_MIN_INPUTS`
+    inputs."""
     if requested:
         return requested
     if num_inputs < AUTO_POOL_MIN_INPUTS:
         return 1
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(cpus, AUTO_MAX_WORKERS)
 
 
 def _outcomes(cropper_args, chunks, workers):

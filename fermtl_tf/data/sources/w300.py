@@ -66,8 +66,12 @@ def annotated_images(folder, shown_from, prefix=""):
             if name.startswith(".") or (extension.lower() == ".pts" and stem in stems):
                 continue
             shown = prefix + os.path.relpath(os.path.join(current, name), shown_from)
-            what = ("a .pts file without an image beside it" if extension.lower() == ".pts"
-                    else "not an image OpenCV reads")
+            if not os.path.isfile(os.path.join(current, name)):
+                what = "not a regular file"
+            elif extension.lower() == ".pts":
+                what = "a .pts file without an image beside it"
+            else:
+                what = "not an image OpenCV reads"
             warnings.append(f"300w: ignored {shown} ({what})")
     return pairs, warnings
 
