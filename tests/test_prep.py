@@ -661,3 +661,27 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path):
     assert sorted(os.listdir(outs[2])) == files
     for name in files:
         assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes(), name
+
+
+ASTRONAUT = os.path.join(os.path.dirname(__file__), "data", "astronaut_256.jpg")
+
+
+def test_a_real_photograph_is_cropped_at_the_face_and_its_corrupt_copy_skipped(tmp_path):
+    import shutil
+
+    os.makedirs(tmp_path / "images")
+    shutil.copy(ASTRONAUT, tmp_path / "images" / "astronaut.jpg")
+    data = (tmp_path / "images" / "astronaut.jpg").read_bytes()
+    middle = len(data) // 2
+    (tmp_path / "images" / "damaged.jpg").write_bytes(
+        data[:middle] + bytes(300) + data[middle + 300 :])
+    (tmp_path / "labels.csv").write_text("image_path\nimages/astronaut.jpg\nimages/damaged.jpg\n")
+    assert run_detect(tmp_path / "labels.csv", tmp_path / "out") == 0
+    manifest, (record,) = read_records(tmp_path / "out")
+    x0, y0, x1, y1 = record["face_box"]
+    # located by eye (tests/data/README.md): face centre about (113, 58), ~40 px wide
+    assert abs((x0 + x1) / 2 - 113) < 12 and abs((y0 + y1) / 2 - 58) < 15
+    assert 25 < x1 - x0 < 80 and record["face_box_source"] == b"detected"
+    (skip,) = manifest["skipped"]
+    assert skip["input"] == "images/damaged.jpg"
+    assert skip["reason"].startswith("corrupt JPEG data (libjpeg: Corrupt JPEG data")
