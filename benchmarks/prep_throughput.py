@@ -40,7 +40,8 @@ def main():
     import tensorflow as tf
 
     from fermtl_tf.data import face
-    from fermtl_tf.data.prepare import PrepOptions, prepare_dataset, read_image
+    from fermtl_tf.data.image_io import read_image
+    from fermtl_tf.data.prepare import PrepOptions, prepare_dataset
     from fermtl_tf.data.sources.manifest_csv import load_manifest_csv
     from fermtl_tf.data.synthface import SynthFaceConfig, generate_dataset
 

@@ -28,6 +28,29 @@ def _detection(box):
     return face.Detection(np.asarray(box, float), 0.99, np.zeros((5, 2)))
 
 
+def test_box_iou_by_hand():
+    # overlap 5 x 10 = 50; areas 100 and 100 -> 50 / 150
+    assert face.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert face.box_iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0  # touching edges
+    assert face.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+
+
+def test_match_face_takes_the_annotated_face_not_the_largest_one():
+    # a large central bystander and the small annotated face at the right edge
+    bystander, annotated = _detection((30, 30, 70, 70)), _detection((80, 40, 98, 58))
+    reference = (82, 43, 97, 59)  # tight landmark box of the annotated face
+    assert face.choose_face([bystander, annotated], (100, 100, 3)) is bystander
+    assert face.match_face([bystander, annotated], reference) is annotated
+
+
+def test_match_face_returns_none_below_the_iou_threshold():
+    # IoU of (0,0,10,10) with (5,0,15,10) is 1/3
+    detection = _detection((5, 0, 15, 10))
+    assert face.match_face([detection], (0, 0, 10, 10), min_iou=0.3) is detection
+    assert face.match_face([detection], (0, 0, 10, 10), min_iou=0.34) is None
+    assert face.match_face([], (0, 0, 10, 10)) is None
+
+
 def test_choose_face_prefers_a_centred_face_over_a_larger_offset_one():
     # 100 x 100 image, centre (50, 50).
     # big corner face: side 40, centre (20, 20), distance 42.43 -> score -2.43
@@ -154,3 +177,37 @@ def test_detector_never_unpickles_weight_files_in_the_working_directory(tmp_path
     # the trap is real: mtcnn's own default lookup would have unpickled it
     mtcnn_tf.load_weights("pnet.lz4")
     assert marker.exists()
+
+
+class _RecordingDetector:
+    """Stands in for mtcnn: records the batch shapes and 'finds' one face per image at
+    (10, 5, 30, 25) with keypoints at (12, 7) ... in the coordinates it was given."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def detect_faces(self, batch, output_type, box_format):
+        assert (output_type, box_format) == ("numpy", "xyxy")
+        self.shapes += [image.shape for image in batch]
+        rows = [[i, 10, 5, 30, 25, 0.99, *([12.0] * 5), *([7.0] * 5)] for i in range(len(batch))]
+        return np.array(rows)
+
+
+def test_detection_copy_caps_the_longer_side_and_keeps_small_images():
+    image = np.zeros((200, 400, 3), np.uint8)
+    copy, scale = face.detection_copy(image, 100)
+    assert copy.shape == (50, 100, 3) and scale == (0.25, 0.25)
+    same, scale = face.detection_copy(image, 400)
+    assert same is image and scale == (1.0, 1.0)
+    assert face.detection_copy(image, 0)[0] is image
+
+
+def test_detections_on_the_copy_are_mapped_back_to_the_full_image():
+    detector = _RecordingDetector()
+    images = [np.zeros((200, 400, 3), np.uint8), np.zeros((60, 80, 3), np.uint8)]
+    large, small = face.detect_faces(images, detector=detector, max_side=100)
+    assert sorted(detector.shapes) == [(50, 100, 3), (60, 80, 3)]
+    # the 400-px image was searched at 1/4 size: coordinates times 4
+    np.testing.assert_allclose(large[0].box, [40, 20, 120, 100])
+    np.testing.assert_allclose(large[0].keypoints, [[48, 28]] * 5)
+    np.testing.assert_allclose(small[0].box, [10, 5, 30, 25])  # small enough: unchanged

@@ -1,5 +1,7 @@
 """300w importer on a SynthFace fixture in the 300-W layout (+ a Menpo-like folder)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,50 @@ def test_full_subset_is_common_plus_challenging(tmp_path):
     manifest, records = _prepare(tmp_path, "--subset", "full")
     assert manifest["splits"] == {"challenging": 1, "common": 2}
     assert len(records) == 3
+
+
+def _w300_args(root, **extra):
+    import argparse
+
+    return argparse.Namespace(root=str(root), subset="all", menpo=None, pts_offset=0.5,
+                              **extra)
+
+
+def test_one_pts_convention_on_the_300w_and_manifest_routes(tmp_path):
+    import cv2
+
+    from fermtl_tf.data.sources import get_source
+    from fermtl_tf.data.sources.manifest_csv import load_manifest_csv
+    from fermtl_tf.data.synthface.layouts.w300 import write_pts
+
+    afw = tmp_path / "afw"
+    afw.mkdir()
+    cv2.imwrite(str(afw / "a.ppm"), np.zeros((40, 50, 3), np.uint8))  # a .ppm is an image
+    in_file = np.arange(136, dtype=float).reshape(68, 2) / 4 + 1.0  # 1-based centres
+    write_pts(afw / "a.pts", in_file, offset=0.0)  # the numbers as they are in the file
+    (tmp_path / "labels.csv").write_text("image_path,pts_path\nafw/a.ppm,afw/a.pts\n")
+    from_300w = get_source("300w").load(_w300_args(tmp_path)).inputs
+    from_csv = load_manifest_csv(tmp_path / "labels.csv").inputs
+    assert [f.image_id for f in from_300w] == ["afw/a.ppm"]
+    # 300-W counts pixel centres from 1; this package puts pixel i's centre at i + 0.5
+    np.testing.assert_allclose(from_300w[0].landmarks, in_file - 0.5)
+    np.testing.assert_allclose(from_csv[0].landmarks, in_file - 0.5)
+
+
+def test_files_that_are_not_images_are_named_in_warnings(tmp_path):
+    import cv2
+
+    from fermtl_tf.data.sources import get_source
+
+    afw = tmp_path / "afw"
+    afw.mkdir()
+    cv2.imwrite(str(afw / "a.jpg"), np.zeros((40, 50, 3), np.uint8))
+    (afw / "a.pts").write_text("version: 1\nn_points: 0\n{\n}\n")
+    (afw / "notes.txt").write_text("x")
+    (afw / "lonely.pts").write_text("version: 1\n")
+    os.mkfifo(afw / "fifo.jpg")  # listed, never opened
+    warnings = get_source("300w").load(_w300_args(tmp_path)).warnings
+    assert "300w: ignored afw/fifo.jpg (not a regular file)" in warnings
+    assert "300w: ignored afw/notes.txt (not an image OpenCV reads)" in warnings
+    assert "300w: ignored afw/lonely.pts (a .pts file without an image beside it)" in warnings
+    assert not any("a.pts" in w or "a.jpg" in w for w in warnings)

@@ -104,7 +104,7 @@ def test_labels_of_a_task_that_trains_on_a_validation_video_are_dropped(prepared
 
 def test_the_whole_cropped_aligned_frame_is_the_face_box(prepared):
     _, manifest, records = prepared
-    assert manifest["crops"] == {"box": len(records)}
+    assert manifest["crops"] == {"given": len(records)}
 
 
 def test_challenge_layout_gives_the_same_frames(tmp_path):

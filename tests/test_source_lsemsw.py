@@ -40,7 +40,7 @@ def test_labels_follow_the_written_class_names(fixture):
     truth, (manifest, records) = fixture
     assert manifest["vocabularies"]["expression"] == list(LSEMSW13)
     assert all(LSEMSW13[r["expression"]] == truth[n]["expression"] for n, r in records.items())
-    assert manifest["crops"] == {"detect": len(records)}
+    assert manifest["crops"] == {"detected": len(records)}
 
 
 def test_split_is_80_10_10_over_groups(fixture):

@@ -62,7 +62,7 @@ def test_original_images_are_cropped_with_the_distributed_box(tmp_path):
     assert main(["raf_db", "--root", str(tmp_path), "--images", "original", "--out", str(out),
                  "--quiet", "--size", "64"]) == 0
     manifest, records = read(out)
-    assert manifest["crops"] == {"box": len(truth)}
+    assert manifest["crops"] == {"given": len(truth)}
 
 
 def test_missing_list_file_is_one_error_naming_the_path(tmp_path, capsys):

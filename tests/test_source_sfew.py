@@ -33,6 +33,6 @@ def test_frames_are_labelled_by_folder_with_val_as_test(tmp_path):
 def test_aligned_crops_are_used_whole(tmp_path):
     truth = write_sfew(tmp_path / "raw", classes=("Sad",), aligned=True, plant_bad=True)
     manifest, records = _prepare(tmp_path, "--aligned")
-    assert manifest["crops"] == {"box": 1}
+    assert manifest["crops"] == {"given": 1}
     assert [r["image_id"].decode() for r in records] == [truth[0]["aligned_path"]]
     assert manifest["skipped"][0]["input"] == truth[1]["aligned_path"]

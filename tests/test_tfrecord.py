@@ -40,14 +40,21 @@ def test_failed_write_leaves_the_previous_shard_untouched(tmp_path):
     assert os.path.exists(writer.path(0) + tfrecord.TMP_SUFFIX)
 
 
-def test_remove_stale_files_deletes_temporaries_and_unlisted_shards(tmp_path):
+def test_remove_own_files_deletes_only_this_tools_temporaries_and_unlisted_shards(tmp_path):
+    from fermtl_tf.data.output_folder import remove_own_files
+
     writer = tfrecord.ShardedWriter(tmp_path, num_shards=2)
     keep = writer.write_shard(0, [b"x"])["path"]
     writer.write_shard(1, [b"y"])
     (tmp_path / "manifest.json.tmp").write_bytes(b"partial")
-    removed = tfrecord.remove_stale_files(tmp_path, keep={keep})
-    assert removed == ["manifest.json.tmp", "shard-00001-of-00002.tfrecord"]
-    assert sorted(os.listdir(tmp_path)) == [keep]
+    (tmp_path / "shard-00000-of-00002.tfrecord.tmp").write_bytes(b"partial")
+    users = ["notes.tmp", "shard-1-of-2.tfrecord", "my-shard-00000-of-00002.tfrecord"]
+    for name in users:
+        (tmp_path / name).write_bytes(b"the user's")
+    removed = remove_own_files(tmp_path, keep={keep})
+    assert removed == ["manifest.json.tmp", "shard-00000-of-00002.tfrecord.tmp",
+                       "shard-00001-of-00002.tfrecord"]
+    assert sorted(os.listdir(tmp_path)) == sorted([keep, *users])
 
 
 def test_is_complete_detects_a_changed_shard(tmp_path):

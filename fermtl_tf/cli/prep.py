@@ -23,14 +23,27 @@ _COMMON_HELP = {
     "box_extension": "scale the face box by 1 + ratio about its centre (Hu et al.: 0.2)",
     "align": "5-point similarity alignment (MTCNN keypoints or landmarks)",
     "min_confidence": "MTCNN confidence cut-off",
+    "match_iou": "detect mode: the detection must overlap the annotated landmarks' box by "
+                 "this IoU to be their face (else their own box is used)",
+    "landmark_margin": "skip a record whose landmarks lie more than this fraction of the "
+                       "crop side outside the crop",
     "detect_batch_size": "images per batched MTCNN call",
+    "detect_max_side": "MTCNN runs on a copy with this longer side (0: full resolution; "
+                       "faces under ~20 * longer side / this px are missed); crops come "
+                       "from the full image",
+    "max_pixels": "skip images with more pixels than this, PNG/JPEG before decoding "
+                  "(0: no budget)",
     "records_per_shard": "records per TFRecord shard",
     "image_format": "png or jpeg for the stored crops",
     "select_frames": "all, last:N, middle:N or every:N frames of each sequence",
     "folds": "assign K identity-independent folds (replaces the CSV's fold column)",
     "strict": "stop at the first bad input instead of skipping it",
-    "overwrite": "replace a different dataset already in --out",
+    "overwrite": "rebuild every shard (replacing a different dataset already in --out)",
     "quiet": "no progress bar or summary",
+    "hash_inputs": "decide which shards changed by hashing image contents, not by size + "
+                   "modification time (reads every image on every run)",
+    "workers": "worker processes (0: one per usable CPU); the output is the same for any "
+               "number",
 }
 
 
@@ -124,16 +137,20 @@ def main(argv=None):
         return 0
     if not args.source:
         parser.error("choose a source (fermtl-prep --list shows them)")
+    from fermtl_tf.data.output_folder import locked
     from fermtl_tf.data.prepare import PrepOptions, prepare_dataset
 
     try:
         values = {name: getattr(args, name) for name in _COMMON_HELP}
         options = PrepOptions.from_dict(values, origin="command line")
-        dataset = get_source(args.source).load(args)
-        # The source's own options (protocol, split seed, ...) decide the output too, so
-        # a rerun with other ones must not reuse the shards of this one.
-        dataset.fingerprint.setdefault("source_options", _source_options(args))
-        manifest = prepare_dataset(dataset, args.out, options)
+        # Locked before the source is read: some sources write into --out (SynthFace's
+        # raw images, decoded-pixel caches), and two runs must not interleave there.
+        with locked(args.out):
+            dataset = get_source(args.source).load(args)
+            # The source's own options (protocol, split seed, ...) decide the output too,
+            # so a rerun with other ones must not reuse the shards of this one.
+            dataset.fingerprint.setdefault("source_options", _source_options(args))
+            manifest = prepare_dataset(dataset, args.out, options)
     except PrepError as error:
         print(f"fermtl-prep: error: {error}", file=sys.stderr)
         return 2

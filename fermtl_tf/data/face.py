@@ -80,17 +80,45 @@ def _parse_mtcnn_rows(rows, count):
     return per_image
 
 
-def detect_faces(images, min_confidence=0.9, batch_size=16, detector=None):
+def detection_copy(image, max_side):
+    """``(copy, (sx, sy))``: ``image`` area-averaged so its longer side is at most
+    ``max_side`` (``0``: unchanged), and the factors that took it there.
+
+    MTCNN's cost grows with the pixels of its first pyramid level; on a 1920x1080 frame
+    at full resolution it is seconds, on a 640-px copy a tenth of that, and faces big
+    enough to crop for expression recognition are still 20 px or more there.
+    """
+    height, width = image.shape[:2]
+    longer = max(height, width)
+    if not max_side or longer <= max_side:
+        return image, (1.0, 1.0)
+    new_w = max(1, round(width * max_side / longer))
+    new_h = max(1, round(height * max_side / longer))
+    copy = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return copy, (new_w / width, new_h / height)
+
+
+def _scaled(detection, sx, sy):
+    """``detection`` found on a copy scaled by (sx, sy), in the original's coordinates."""
+    box = detection.box / np.array([sx, sy, sx, sy])
+    return Detection(box, detection.confidence, detection.keypoints / np.array([sx, sy]))
+
+
+def detect_faces(images, min_confidence=0.9, batch_size=16, detector=None, max_side=0):
     """Detect faces in a list of RGB uint8 images with MTCNN, in batches.
 
-    Images of equal shape are grouped and sent ``batch_size`` at a time, so mtcnn
-    stacks them without padding. ``batch_size=1`` is the per-image loop (the
-    throughput baseline in ``benchmarks/prep_throughput.py``).
+    With ``max_side``, each image is searched on its :func:`detection_copy` and the
+    detections are mapped back to the image's own coordinates. Images (copies) of
+    equal shape are grouped and sent ``batch_size`` at a time, so mtcnn stacks them
+    without padding. ``batch_size=1`` is the per-image loop (the throughput baseline in
+    ``benchmarks/prep_throughput.py``).
 
     Returns one list of :class:`Detection` per image (those with confidence
     ``>= min_confidence``), in the input order.
     """
     detector = detector or build_detector()
+    copies = [detection_copy(np.asarray(image), max_side) for image in images]
+    images = [copy for copy, _ in copies]
     results = [[] for _ in images]
     by_shape = {}
     for index, image in enumerate(images):
@@ -101,7 +129,8 @@ def detect_faces(images, min_confidence=0.9, batch_size=16, detector=None):
             batch = [np.asarray(images[i], dtype=np.float32) for i in chunk]
             rows = detector.detect_faces(batch, output_type="numpy", box_format="xyxy")
             for i, found in zip(chunk, _parse_mtcnn_rows(rows, len(chunk)), strict=True):
-                results[i] = [d for d in found if d.confidence >= min_confidence]
+                sx, sy = copies[i][1]
+                results[i] = [_scaled(d, sx, sy) for d in found if d.confidence >= min_confidence]
     return results
 
 
@@ -132,6 +161,40 @@ def choose_face(detections, image_shape, centre_weight=1.0):
     return max(detections, key=score)
 
 
+def box_iou(a, b):
+    """Intersection over union of two (x0, y0, x1, y1) boxes (0 when they do not meet)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union)
+
+
+def match_face(detections, reference, min_iou=0.3):
+    """The detection overlapping the annotated face ``reference`` best, or ``None``.
+
+    ``reference`` is the annotation's box (e.g. the tight box of its landmarks). In a
+    photo with several people the annotated face is the one to crop, not the largest
+    or most central one (issue 13, item 1); a detection with IoU below ``min_iou`` is
+    another face. Ties keep the first.
+    """
+    best, best_iou = None, 0.0
+    for detection in detections:
+        overlap = box_iou(detection.box, reference)
+        if overlap >= min_iou and overlap > best_iou:
+            best, best_iou = detection, overlap
+    return best
+
+
+def tight_box(points):
+    """The smallest box (x0, y0, x1, y1) holding the (N, 2) points."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
 def extend_box(box, ratio=0.2):
     """Scale a box about its centre by ``1 + ratio`` in width and height.
 
@@ -155,9 +218,7 @@ def square_box(box):
 
 def box_from_landmarks(landmarks, ratio=0.2):
     """Tight box around the (N, 2) landmarks, extended by ``ratio`` (see :func:`extend_box`)."""
-    points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-    tight = np.concatenate([points.min(axis=0), points.max(axis=0)])
-    return extend_box(tight, ratio)
+    return extend_box(tight_box(landmarks), ratio)
 
 
 def similarity_transform(src, dst):

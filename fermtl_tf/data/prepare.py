@@ -8,9 +8,13 @@ command keeps the shards whose checksum still matches, redoes the others, and wr
 ``manifest.json`` last, so an interrupted-then-resumed run ends with the same bytes as an
 uninterrupted one. Nothing in the manifest depends on time or on the machine.
 
+Each progress entry also records its inputs' fingerprint (labels, paths, image size and
+mtime): a rerun rebuilds the shards whose inputs changed and keeps the rest.
+
 A folder already holding another dataset (a different ``dataset_fingerprint``: the hash
-of source, raw-data fingerprint and output-affecting options) is refused unless
-``overwrite``; then only this package's files (shards, manifest, progress) are removed.
+of source, source options and output-affecting options) is refused unless
+``overwrite``; then only this package's files (shards, manifest, progress) are removed
+(:mod:`fermtl_tf.data.output_folder`, which also locks the folder for the run).
 """
 
 import dataclasses
@@ -18,35 +22,19 @@ import hashlib
 import json
 import math
 import os
+import stat
 import sys
-from collections import Counter
-
-import cv2
-import numpy as np
+from collections import Counter, defaultdict
 
 from fermtl_tf import __version__
-from fermtl_tf.data import face as face_ops
+from fermtl_tf.data.output_folder import MANIFEST, PROGRESS, claim, locked, remove_own_files
 from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_frames
+from fermtl_tf.data.shard_builder import build_shards, split_name
 from fermtl_tf.data.sources.base import PrepError
-from fermtl_tf.data.tfrecord import (
-    ShardedWriter,
-    atomic_write_json,
-    remove_stale_files,
-    shard_paths,
-    to_jsonable,
-)
-from fermtl_tf.knowledge.landmarks import five_points
+from fermtl_tf.data.tfrecord import ShardedWriter, atomic_write_json, sha256_file, to_jsonable
 
-MANIFEST = "manifest.json"
-PROGRESS = "progress.json"
 CROP_SOURCES = ("detect", "landmarks", "box")
 IMAGE_FORMATS = ("png", "jpeg")
-#: Which face geometry each ``crop_from`` tries, in order, for one input.
-CROP_PRIORITY = {
-    "detect": ("box", "detect"),
-    "landmarks": ("landmarks", "box", "detect"),
-    "box": ("box", "landmarks", "detect"),
-}
 
 
 @dataclasses.dataclass
@@ -54,12 +42,22 @@ class PrepOptions:
     """Every preparation option (``fermtl-prep`` flags with ``-`` for ``_``).
 
     ``crop_from``: ``detect`` (MTCNN; a row's given face box is used instead when
-    present), ``landmarks`` (box around the 68 landmarks where given, else as
-    ``detect``) or ``box`` (the given box, else landmarks, else detection).
+    present; with landmarks, the detection overlapping them best, IoU >= ``match_iou``,
+    else the landmarks' own box), ``landmarks`` (box around the 68 landmarks where
+    given, else as ``detect``) or ``box`` (the given box, else landmarks, else
+    detection). A record whose landmarks lie more than ``landmark_margin`` x the crop
+    side outside its crop is skipped: it would teach the wrong face.
     ``select_frames``: ``all`` or ``last:N`` / ``middle:N`` / ``every:N``
     (:func:`fermtl_tf.data.protocols.select_frames`). ``folds > 0`` replaces the
-    CSV's folds with identity-independent folds. ``strict``, ``overwrite`` and
-    ``quiet`` change how a run behaves, not what it writes.
+    CSV's folds with identity-independent folds. ``strict``, ``overwrite``, ``quiet``
+    and ``hash_inputs`` (hash image contents, not size + mtime, to decide which shards
+    changed) change how a run behaves, not what it writes; so does ``workers`` (worker
+    processes, 0 = one per usable CPU; the output is the same for any number).
+    ``detect_max_side``: MTCNN sees a copy of the image with its longer side at most
+    this many pixels (0 = full resolution; faces smaller than about
+    ``20 x longer side / detect_max_side`` pixels are not found); crops are cut from the
+    full-resolution image. ``max_pixels``: images with more pixels are skipped with a
+    reason, PNG and JPEG before decoding (0 = no budget).
     """
 
     size: int = 128
@@ -67,7 +65,11 @@ class PrepOptions:
     box_extension: float = 0.2
     align: bool = False
     min_confidence: float = 0.9
+    match_iou: float = 0.3
+    landmark_margin: float = 0.1
     detect_batch_size: int = 16
+    detect_max_side: int = 640
+    max_pixels: int = 150_000_000
     records_per_shard: int = 256
     image_format: str = "png"
     select_frames: str = "all"
@@ -75,8 +77,10 @@ class PrepOptions:
     strict: bool = False
     overwrite: bool = False
     quiet: bool = False
+    hash_inputs: bool = False
+    workers: int = 0
 
-    RUN_ONLY = ("strict", "overwrite", "quiet")
+    RUN_ONLY = ("strict", "overwrite", "quiet", "hash_inputs", "workers")
 
     @classmethod
     def from_dict(cls, mapping, origin="options"):
@@ -107,7 +111,13 @@ class PrepOptions:
         need(self.crop_from in CROP_SOURCES, "crop_from", f"must be one of {CROP_SOURCES}")
         need(0 <= self.box_extension <= 4, "box_extension", "must be in [0, 4]")
         need(0 <= self.min_confidence <= 1, "min_confidence", "must be in [0, 1]")
+        need(0 < self.match_iou <= 1, "match_iou", "must be in (0, 1]")
+        need(0 <= self.landmark_margin <= 1, "landmark_margin", "must be in [0, 1]")
         need(self.detect_batch_size >= 1, "detect_batch_size", "must be >= 1")
+        need(self.detect_max_side == 0 or self.detect_max_side >= 48, "detect_max_side",
+             "must be 0 (full resolution) or >= 48")
+        need(self.max_pixels >= 0, "max_pixels", "must be >= 0 (0: no budget)")
+        need(self.workers >= 0, "workers", "must be >= 0 (0: one per CPU)")
         need(self.records_per_shard >= 1, "records_per_shard", "must be >= 1")
         need(self.image_format in IMAGE_FORMATS, "image_format", f"must be one of {IMAGE_FORMATS}")
         need(self.folds >= 0, "folds", "must be >= 0")
@@ -133,54 +143,6 @@ class PrepOptions:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
 
 
-class InputProblem(Exception):
-    """Why one input cannot be written; becomes its ``skipped`` reason."""
-
-
-def _looks_truncated(data):
-    if data[:2] == b"\xff\xd8":
-        return not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return b"IEND" not in data[-64:]
-    return False
-
-
-def read_image(path):
-    """RGB uint8 pixels of an image file, as stored (EXIF orientation is not applied).
-
-    Raises :class:`InputProblem` for a missing, unreadable, empty, truncated (JPEG
-    without end marker, PNG without IEND) or undecodable file.
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise InputProblem(f"image file not found: {path}") from None
-    except OSError as error:
-        raise InputProblem(f"cannot read image file {path}: {error.strerror}") from None
-    if not data:
-        raise InputProblem(f"image file is empty: {path}")
-    if _looks_truncated(data):
-        raise InputProblem(f"image file is truncated: {path}")
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if image is None:
-        raise InputProblem(f"cannot decode image (corrupt or not an image): {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def encode_image(rgb, image_format):
-    """PNG or JPEG (quality 95) bytes of an RGB crop."""
-    if image_format == "png":
-        extension, params = ".png", []
-    else:
-        extension, params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]
-    ok, buffer = cv2.imencode(extension, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise InputProblem(f"cannot encode the crop as {image_format}")
-    return buffer.tobytes()
-
-
 def select_inputs(dataset, options):
     """Inputs after frame selection, with folds reassigned when ``options.folds > 0``."""
     mode, count = options.frame_rule()
@@ -195,10 +157,17 @@ def select_inputs(dataset, options):
 
 
 def dataset_fingerprint(dataset, options):
-    """SHA-256 of what determines the output: source, raw-data fingerprint, options."""
+    """SHA-256 of what makes an output folder *this* dataset: the source, its options
+    (``fermtl-prep`` puts them in ``dataset.fingerprint["source_options"]``: paths,
+    protocol, seeds), the vocabulary and the output options.
+
+    The raw data's content (CSV bytes, file sizes) is deliberately not part of it: a
+    fixed label or a replaced image must rebuild the shards holding them
+    (:func:`shard_inputs_fingerprint`), not make the folder "another dataset".
+    """
     payload = {
         "source": dataset.source,
-        "raw": dataset.fingerprint,
+        "source_options": dataset.fingerprint.get("source_options"),
         "vocabulary": dataset.vocabulary_name,
         "options": options.output_options(),
     }
@@ -206,151 +175,37 @@ def dataset_fingerprint(dataset, options):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _read_json(path):
+def _file_state(path, hash_contents):
+    """What identifies the file's bytes: size and modification time, or its SHA-256."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}
-
-
-def _open_output(out_dir, fingerprint, overwrite):
-    """Check the output folder; return the progress entries that may be reused."""
-    try:
-        os.makedirs(out_dir, exist_ok=True)
+        info = os.stat(path)
     except OSError as error:
-        raise PrepError(f"cannot create output folder {out_dir}: {error.strerror}") from None
-    manifest = _read_json(os.path.join(out_dir, MANIFEST))
-    progress = _read_json(os.path.join(out_dir, PROGRESS))
-    recorded = {d.get("dataset_fingerprint") for d in (manifest, progress) if d is not None}
-    foreign = recorded - {fingerprint} or (not recorded and shard_paths(out_dir))
-    if foreign and not overwrite:
-        raise PrepError(
-            f"output folder {out_dir} holds a different dataset (its manifest/progress/shards "
-            "were written with another source, input or options); use --overwrite to replace "
-            "it or choose another --out folder"
-        )
-    if foreign:
-        for name in (MANIFEST, PROGRESS):
-            if os.path.exists(os.path.join(out_dir, name)):
-                os.remove(os.path.join(out_dir, name))
-        remove_stale_files(out_dir, keep=set())
-        return {}
-    return (progress or {}).get("shards", {})
+        return f"unreadable: {error.strerror}"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if not hash_contents:
+        return [info.st_size, info.st_mtime_ns]
+    try:
+        return sha256_file(path)
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
 
 
-class _ShardBuilder:
-    """Turns the inputs of one shard into serialised examples, skips and counts."""
+def shard_inputs_fingerprint(inputs, hash_contents=False):
+    """SHA-256 of a shard's inputs: every label and path of each input, and the state of
+    its image file (size + mtime, or the content hash with ``hash_contents``).
 
-    def __init__(self, dataset, options):
-        self.dataset = dataset
-        self.options = options
-        self._detector = None
-
-    def detector(self):
-        if self._detector is None:
-            self._detector = face_ops.build_detector()
-        return self._detector
-
-    def build(self, inputs, on_input=None):
-        records, skipped = [], []
-        stats = {"splits": Counter(), "folds": Counter(), "crops": Counter()}
-        chunk_size = 4 * self.options.detect_batch_size
-        for start in range(0, len(inputs), chunk_size):
-            chunk = inputs[start : start + chunk_size]
-            for item, outcome in zip(chunk, self._crop_chunk(chunk), strict=True):
-                if isinstance(outcome, InputProblem):
-                    if self.options.strict:
-                        raise PrepError(f"{item.where}: {outcome} (--strict)")
-                    skipped.append({"input": item.image_id, "where": item.where,
-                                    "reason": str(outcome)})
-                else:
-                    records.append(self._example(item, *outcome))
-                    stats["splits"][item.split or "unassigned"] += 1
-                    if item.fold >= 0:
-                        stats["folds"][str(item.fold)] += 1
-                    stats["crops"][outcome[2]] += 1
-                if on_input:
-                    on_input()
-        return records, skipped, {k: dict(sorted(v.items())) for k, v in stats.items()}
-
-    def _crop_chunk(self, chunk):
-        """(crop, matrix, how) or an InputProblem for every input of the chunk."""
-        outcomes, images, plans = [], [], []
-        for item in chunk:
-            try:
-                if item.error:
-                    raise InputProblem(item.error)
-                images.append(read_image(item.image_path))
-                plans.append(self._plan(item))
-                outcomes.append(None)
-            except InputProblem as problem:
-                images.append(None)
-                plans.append(None)
-                outcomes.append(problem)
-        wanted = [i for i, plan in enumerate(plans) if plan == "detect"]
-        detections = face_ops.detect_faces(
-            [images[i] for i in wanted], self.options.min_confidence,
-            self.options.detect_batch_size, self.detector(),
-        ) if wanted else []
-        found = dict(zip(wanted, detections, strict=True))
-        for i, item in enumerate(chunk):
-            if outcomes[i] is None:
-                try:
-                    outcomes[i] = self._crop(item, images[i], plans[i], found.get(i))
-                except InputProblem as problem:
-                    outcomes[i] = problem
-        return outcomes
-
-    def _plan(self, item):
-        for kind in CROP_PRIORITY[self.options.crop_from]:
-            if kind == "detect" or getattr(item, "face_box" if kind == "box" else kind) is not None:
-                return kind
-
-    def _crop(self, item, image, plan, detections):
-        options = self.options
-        ratio, size = options.box_extension, options.size
-        five = None if item.landmarks is None else five_points(item.landmarks)
-        if plan == "detect":
-            chosen = face_ops.choose_face(detections, image.shape)
-            if chosen is None:
-                raise InputProblem(f"no face found with confidence >= {options.min_confidence}")
-            box, five = face_ops.extend_box(chosen.box, ratio), chosen.keypoints
-        elif plan == "landmarks":
-            box = face_ops.box_from_landmarks(item.landmarks, ratio)
-        else:
-            box = face_ops.extend_box(item.face_box, ratio)
-        how = plan
-        if options.align and five is not None:
-            geometry, how = face_ops.alignment_matrix(five, size, ratio), plan + "+aligned"
-        else:
-            geometry = face_ops.square_box(box)
-        crop, matrix = face_ops.crop_and_resize(image, geometry, size)
-        return crop, matrix, how
-
-    def _example(self, item, crop, matrix, _how):
-        # Imported here: the schema pulls in TensorFlow, and `fermtl-prep --help` stays fast.
-        from fermtl_tf.data.schema import encode_example
-
-        dataset = self.dataset
-        record = {
-            "image": encode_image(crop, self.options.image_format),
-            "image_id": item.image_id, "source": dataset.source, "identity": item.identity,
-            "sequence_id": item.sequence_id, "frame_index": item.frame_index,
-            "split": item.split, "fold": item.fold, "domain": item.domain,
-            "au": item.au, "au_intensity": item.au_intensity, "au_mask": item.au_mask,
-            "attributes": item.attributes, "attributes_mask": item.attributes_mask,
-        }
-        if item.expression is not None:
-            record.update(expression=item.expression, expression_mask=1)
-        if item.landmarks is not None:
-            landmarks = face_ops.map_landmarks(item.landmarks, matrix)
-            record.update(landmarks=landmarks.ravel(), landmarks_mask=1)
-        if item.valence is not None:
-            record.update(valence=item.valence, arousal=item.arousal, va_mask=1)
-        return encode_example(record, len(dataset.au_names), len(dataset.attribute_names))
+    Issue 13 item 4: recorded in ``progress.json`` per shard, so a rerun rebuilds exactly
+    the shards whose inputs changed (a replaced image, an edited label) and keeps the
+    others.
+    """
+    digest = hashlib.sha256()
+    for item in inputs:
+        state = {"input": dataclasses.asdict(item),
+                 "file": _file_state(item.image_path, hash_contents)}
+        digest.update(json.dumps(to_jsonable(state), sort_keys=True).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def _progress_bar(total, initial, quiet):
@@ -367,7 +222,7 @@ def _merge(entries, key):
     return dict(sorted(total.items()))
 
 
-def _manifest(dataset, inputs, options, fingerprint, entries):
+def _manifest(dataset, inputs, options, fingerprint, entries, warnings):
     """The manifest.json content (no time stamps, so reruns give identical bytes)."""
     skipped = [s for e in entries for s in e["skipped"]]
     written = sum(e["num_records"] for e in entries)
@@ -405,24 +260,47 @@ def _manifest(dataset, inputs, options, fingerprint, entries):
         "shards": [{k: e[k] for k in ("path", "num_records", "sha256")} for e in entries],
         "options": options.output_options(),
         "source_info": dataset.info,
-        "warnings": list(dataset.warnings),
+        "warnings": warnings,
     }
+
+
+def split_leakage(inputs, limit=10):
+    """Warnings for images listed in more than one split (same file after resolving links).
+
+    An image in both ``train`` and ``test`` makes test figures optimistic; the importer
+    cannot always see it (two rows of one CSV, two list files), so it is checked here
+    over the selected inputs. One warning per image, at most ``limit``, then a count.
+    """
+    splits = defaultdict(set)
+    for item in inputs:
+        if not item.error:
+            splits[os.path.realpath(item.image_path)].add(split_name(item))
+    leaked = sorted((path, sorted(names)) for path, names in splits.items() if len(names) > 1)
+    warnings = [f"leakage: {path} is in splits {', '.join(names)}"
+                for path, names in leaked[:limit]]
+    if len(leaked) > limit:
+        warnings.append(f"leakage: {len(leaked) - limit} more image(s) are in more than one split")
+    return warnings
+
+
+def _announce(warnings, options):
+    for warning in warnings:
+        if options.strict:
+            raise PrepError(f"{warning} (--strict)")
+        if not options.quiet:
+            print(f"fermtl-prep: warning: {warning}", file=sys.stderr)
 
 
 def prepare_dataset(dataset, out_dir, options=None):
     """Write ``dataset`` (an ``ImportedDataset``) as shards + manifest.json in ``out_dir``.
 
     Returns the manifest dict. Resumes an interrupted run with the same inputs and
-    options; raises :class:`PrepError` for problems the user must fix.
+    options; raises :class:`PrepError` for problems the user must fix, and when another
+    run holds ``out_dir`` (:func:`fermtl_tf.data.output_folder.locked`).
     """
     options = options or PrepOptions()
     options.validate()
-    out_dir = os.fspath(out_dir)
-    for warning in dataset.warnings:
-        if options.strict:
-            raise PrepError(f"{warning} (--strict)")
-        if not options.quiet:
-            print(f"fermtl-prep: warning: {warning}", file=sys.stderr)
+    _announce(dataset.warnings, options)
     inputs = select_inputs(dataset, options)
     if not inputs:
         raise PrepError(f"{dataset.source}: no inputs left after frame selection "
@@ -431,33 +309,48 @@ def prepare_dataset(dataset, out_dir, options=None):
         for item in inputs:
             if item.error:
                 raise PrepError(f"{item.where}: {item.error} (--strict)")
+    warnings = split_leakage(inputs)
+    _announce(warnings, options)
+    with locked(out_dir) as out_dir:
+        manifest = _write(dataset, inputs, options, out_dir, list(dataset.warnings) + warnings)
+    return json.loads(json.dumps(to_jsonable(manifest)))
+
+
+def _write(dataset, inputs, options, out_dir, warnings):
+    """The shards, progress and manifest of ``inputs`` in the locked ``out_dir``."""
     fingerprint = dataset_fingerprint(dataset, options)
-    reusable = _open_output(out_dir, fingerprint, options.overwrite)
+    reusable = claim(out_dir, fingerprint, options.overwrite)
     per_shard = options.records_per_shard
     num_shards = max(1, math.ceil(len(inputs) / per_shard))
     writer = ShardedWriter(out_dir, num_shards)
-    done = {int(k): v for k, v in reusable.items() if int(k) < num_shards and writer.is_complete(v)}
-    remove_stale_files(out_dir, keep={v["path"] for v in done.values()})
-    builder = _ShardBuilder(dataset, options)
+    shard_of = [inputs[k * per_shard : (k + 1) * per_shard] for k in range(num_shards)]
+    done = {}
+    for key, entry in reusable.items():
+        k = int(key)
+        if (k < num_shards and writer.is_complete(entry) and entry.get("inputs_sha256")
+                == shard_inputs_fingerprint(shard_of[k], options.hash_inputs)):
+            done[k] = entry
+    remove_own_files(out_dir, keep={v["path"] for v in done.values()})
+    cropper_args = (options, dataset.source, len(dataset.au_names), len(dataset.attribute_names))
     progress = {"dataset_fingerprint": fingerprint, "num_shards": num_shards, "shards": {}}
     progress["shards"] = {str(k): v for k, v in sorted(done.items())}
     # Claim the folder before the first shard lands, so a run killed right after that
     # shard is recognised as this dataset (not a foreign one) when restarted.
     atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
-    already = sum(len(inputs[k * per_shard : (k + 1) * per_shard]) for k in done)
+    already = sum(len(shard_of[k]) for k in done)
+    todo = [(k, shard_of[k]) for k in range(num_shards) if k not in done]
+    # Taken before reading: an input changed during the build rebuilds next time.
+    inputs_sha256 = {k: shard_inputs_fingerprint(shard, options.hash_inputs) for k, shard in todo}
     with _progress_bar(len(inputs), already, options.quiet) as bar:
-        for index in range(num_shards):
-            if index in done:
-                continue
-            shard_inputs = inputs[index * per_shard : (index + 1) * per_shard]
-            records, skipped, stats = builder.build(shard_inputs, on_input=lambda: bar.update(1))
+        for index, records, skipped, stats in build_shards(todo, cropper_args, options,
+                                                           bar.update):
             entry = writer.write_shard(index, records)
-            entry.update(skipped=skipped, **stats)
+            entry.update(skipped=skipped, inputs_sha256=inputs_sha256[index], **stats)
             done[index] = entry
             progress["shards"] = {str(k): v for k, v in sorted(done.items())}
             atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
     entries = [done[k] for k in range(num_shards)]
-    manifest = _manifest(dataset, inputs, options, fingerprint, entries)
+    manifest = _manifest(dataset, inputs, options, fingerprint, entries, warnings)
     atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
     atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
-    return json.loads(json.dumps(to_jsonable(manifest)))
+    return manifest

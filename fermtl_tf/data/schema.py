@@ -16,6 +16,12 @@ Conventions
   (0 otherwise); ``au_mask``: 1 where the AU is annotated. AU names are in
   ``manifest["au_names"]``.
 * ``expression``: index into ``manifest["vocabularies"]["expression"]``.
+* ``face_box``: the face box the crop was made from, (x0, y0, x1, y1) in original-image
+  pixels before the box extension; ``face_box_source`` says whose box it is:
+  ``detected`` (MTCNN), ``annotation`` (tight box of the annotated landmarks),
+  ``annotation-fallback`` (the same, because no detection matched the annotation) or
+  ``given`` (the dataset's own face box). Records written before these existed read as
+  zeros and ``b""``.
 * Missing labels: mask 0 and a neutral filler value (0, or -1 for ``identity``).
 """
 
@@ -40,6 +46,7 @@ SCALAR_FEATURES = {
     "domain": (tf.int64, 0),
     "fold": (tf.int64, -1),
     "split": (tf.string, b""),
+    "face_box_source": (tf.string, b""),
 }
 
 #: Vector features and their length: an int, or the manifest key giving the length.
@@ -50,6 +57,7 @@ VECTOR_FEATURES = {
     "au_mask": (tf.float32, "num_aus"),
     "attributes": (tf.float32, "num_attributes"),
     "attributes_mask": (tf.float32, "num_attributes"),
+    "face_box": (tf.float32, 4),
 }
 
 FEATURE_NAMES = ("image",) + tuple(SCALAR_FEATURES) + tuple(VECTOR_FEATURES)

@@ -1,8 +1,9 @@
 """Sharded, atomic TFRecord writing and a plain reader.
 
 Every file lands by "write a temporary file, then ``os.replace``": a run killed at any
-moment leaves either the old file, the complete new file, or a stray ``*.tmp`` that the
-next run deletes, never a half-written shard or manifest. Shard names follow
+moment leaves either the old file, the complete new file, or a stray ``<name>.tmp`` that
+the next run deletes (:mod:`fermtl_tf.data.output_folder`), never a half-written shard or
+manifest. Shard names follow
 ``shard-00003-of-00012.tfrecord`` and shard ``k`` always holds the same inputs, so a
 restarted run can keep the shards whose checksum it recorded and redo the others.
 """
@@ -106,16 +107,6 @@ class ShardedWriter:
         """True if the shard file named in ``info`` exists with the recorded checksum."""
         path = os.path.join(self.folder, info["path"])
         return os.path.isfile(path) and sha256_file(path) == info["sha256"]
-
-
-def remove_stale_files(folder, keep):
-    """Delete leftover ``*.tmp`` files and shards not named in ``keep`` (a set of names)."""
-    stale = glob.glob(os.path.join(folder, "*" + TMP_SUFFIX))
-    shards = glob.glob(os.path.join(folder, SHARD_PATTERN))
-    stale += [path for path in shards if os.path.basename(path) not in keep]
-    for path in stale:
-        os.remove(path)
-    return sorted(os.path.basename(p) for p in stale)
 
 
 def shard_paths(folder):

@@ -18,7 +18,12 @@ from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_fr
 from fermtl_tf.data.sources.base import PrepError
 from fermtl_tf.knowledge.vocabularies import vocabulary
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Every extension ``cv2.imread`` documents (OpenCV 4 "imread": Windows bitmaps, JPEG,
+#: JPEG 2000, PNG, WebP, AVIF, portable image formats, Sun rasters, TIFF, OpenEXR,
+#: Radiance HDR), so a ``.ppm`` of a dataset is read, not silently passed over.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".tif", ".tiff",
+                    ".jp2", ".webp", ".avif", ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".pfm",
+                    ".sr", ".ras", ".exr", ".hdr", ".pic")
 #: Folder (inside ``--out``) for pixels that exist only inside a CSV or a video.
 CACHE_FOLDER = "decoded-cache"
 
@@ -168,12 +173,20 @@ def cache_folder(args, source):
 def write_png(path, rgb):
     """Write RGB pixels as PNG (lossless; the same pixels give the same bytes), atomically.
 
-    Always rewritten, so a cache left by an older copy of the data cannot be stale.
+    A cache left by an older copy of the data cannot be stale: the file is rewritten
+    unless it already holds exactly these bytes, and then it is left untouched so its
+    modification time (part of the shard fingerprints) says "unchanged".
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise PrepError(f"cannot encode decoded pixels as PNG for {path}")
+    try:
+        with open(path, "rb") as handle:
+            if handle.read() == buffer.tobytes():
+                return path
+    except OSError:
+        pass
     tmp = path + ".tmp"
     with open(tmp, "wb") as handle:
         handle.write(buffer.tobytes())

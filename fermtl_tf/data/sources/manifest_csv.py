@@ -64,8 +64,22 @@ def _binary(row, column):
     return value
 
 
-def read_pts(path):
-    """Read a 300-W ``.pts`` file into an (N, 2) array; raises RowError on bad content."""
+#: Subtracted from every ``.pts`` coordinate, on every route that reads one (``300w``,
+#: the manifest CSV's ``pts_path``, Aff-Wild boxes and landmarks). 300-W files count
+#: pixel centres from 1 (Matlab); menpo's ``pts_importer`` (menpo 0.11, which reads the
+#: 300-W/Menpo files) subtracts 1 to reach its 0-based grid with pixel centres at
+#: integers, and this package puts the centre of pixel ``i`` at ``i + 0.5``
+#: (data_prep/README.md), so ``v - 1 + 0.5 = v - 0.5``.
+PTS_OFFSET = 0.5
+
+
+def read_pts(path, offset=PTS_OFFSET):
+    """Read a 300-W ``.pts`` file into an (N, 2) array in this package's pixel convention.
+
+    ``offset`` is subtracted from every coordinate (:data:`PTS_OFFSET`, the 300-W
+    convention, unless a source's ``--pts-offset`` says otherwise). Raises RowError on
+    bad content.
+    """
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -81,7 +95,7 @@ def read_pts(path):
         raise RowError(f"landmark file {path} holds a non-numeric point") from None
     if points.ndim != 2 or points.shape[1] != 2:
         raise RowError(f"landmark file {path}: every point needs exactly 2 numbers")
-    return points
+    return points - offset
 
 
 class _Columns:
@@ -120,7 +134,7 @@ class _Columns:
         self.header = header
 
 
-def _landmarks(row, columns, folder):
+def _landmarks(row, columns, folder, pts_offset):
     """(68, 2) landmarks from the 136 columns or the ``.pts`` file, or ``None``."""
     cells = None
     if columns.has_landmarks:
@@ -137,7 +151,7 @@ def _landmarks(row, columns, folder):
     if cells is not None:
         points = np.array([_float(row, c) for c in LANDMARK_COLUMNS]).reshape(NUM_LANDMARKS, 2)
     elif pts:
-        points = read_pts(os.path.join(folder, pts))
+        points = read_pts(os.path.join(folder, pts), pts_offset)
         if len(points) != NUM_LANDMARKS:
             raise RowError(
                 f"landmark file {pts} has {len(points)} points, expected {NUM_LANDMARKS}")
@@ -172,7 +186,7 @@ def _aus(row, au_names):
     return occurrence, intensity, mask
 
 
-def _parse_row(row, columns, folder, vocab, vocab_name):
+def _parse_row(row, columns, folder, vocab, vocab_name, pts_offset):
     """Labels of one CSV row as FaceInput keyword arguments; raises RowError."""
     if None in row:
         raise RowError(f"malformed row: more fields than the {len(columns.header)} header columns")
@@ -195,7 +209,7 @@ def _parse_row(row, columns, folder, vocab, vocab_name):
     if (valence is None) != (arousal is None):
         raise RowError("valence and arousal must be given together")
     labels["valence"], labels["arousal"] = valence, arousal
-    labels["landmarks"] = _landmarks(row, columns, folder)
+    labels["landmarks"] = _landmarks(row, columns, folder, pts_offset)
     labels["face_box"] = _face_box(row)
     labels["au"], labels["au_intensity"], labels["au_mask"] = _aus(row, columns.au_names)
     attributes = [_binary(row, f"attr_{name}") for name in columns.attribute_names]
@@ -240,11 +254,14 @@ def _sha256(path):
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def load_manifest_csv(csv_path, vocabulary_name="basic7", source="manifest"):
+def load_manifest_csv(csv_path, vocabulary_name="basic7", source="manifest",
+                      pts_offset=PTS_OFFSET):
     """Parse a manifest CSV into an :class:`ImportedDataset` (no image is opened).
 
     Identities and domains are mapped to integers in sorted order (the mappings go to
-    the manifest); rows without a domain get the domain named ``source``.
+    the manifest); rows without a domain get the domain named ``source``. ``pts_path``
+    files are read with :func:`read_pts` (``pts_offset`` subtracted); landmark columns
+    are taken as they are (this package's convention).
     """
     try:
         vocab = vocabulary(vocabulary_name)
@@ -271,7 +288,8 @@ def load_manifest_csv(csv_path, vocabulary_name="basic7", source="manifest"):
         try:
             if not image:
                 raise RowError("empty image_path")
-            for key, value in _parse_row(row, columns, folder, vocab, vocabulary_name).items():
+            labels = _parse_row(row, columns, folder, vocab, vocabulary_name, pts_offset)
+            for key, value in labels.items():
                 setattr(face, key, value)
         except RowError as error:
             face.error = str(error)
@@ -303,7 +321,8 @@ Expected input: one CSV file (--csv), one row per image, header row first.
   image_path                  required; relative to the CSV's folder or absolute
   identity, sequence_id, frame_index, split, fold, domain
   expression                  a class name of --vocabulary
-  x0,y0,...,x67,y67 | pts_path  68 landmarks in image pixels (or a 300-W .pts file)
+  x0,y0,...,x67,y67 | pts_path  68 landmarks in image pixels, centre of pixel i at
+                              i + 0.5 (or a 300-W .pts file: --pts-offset subtracted)
   AU<n>[L|R], AU<n>[L|R]_intensity   AU occurrence 0/1 and intensity 0-5
   valence, arousal            in [-1, 1], both or neither
   attr_<name>                 binary attributes 0/1
@@ -314,14 +333,22 @@ A row with a bad cell is skipped and listed in manifest.json with its CSV line."
     def add_arguments(self, parser):
         parser.add_argument("--csv", required=True, help="the manifest CSV file")
         add_vocabulary_argument(parser)
+        add_pts_offset_argument(parser)
 
     def load(self, args):
-        return load_manifest_csv(args.csv, args.vocabulary, source=self.name)
+        return load_manifest_csv(args.csv, args.vocabulary, source=self.name,
+                                 pts_offset=args.pts_offset)
 
 
 def add_vocabulary_argument(parser):
     parser.add_argument("--vocabulary", default="basic7", choices=sorted(VOCABULARIES),
                         help="expression vocabulary of the expression column (default basic7)")
+
+
+def add_pts_offset_argument(parser):
+    parser.add_argument("--pts-offset", type=float, default=PTS_OFFSET,
+                        help=f"subtracted from .pts coordinates (default {PTS_OFFSET}: 300-W "
+                             "counts pixel centres from 1, this package puts them at i + 0.5)")
 
 
 SOURCE = ManifestSource()

@@ -13,7 +13,7 @@ import os
 
 from fermtl_tf.data.sources import _lab_common as common
 from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
-from fermtl_tf.data.sources.manifest_csv import RowError, read_pts
+from fermtl_tf.data.sources.manifest_csv import RowError, add_pts_offset_argument, read_pts
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 from fermtl_tf.knowledge.vocabularies import BASIC7
 
@@ -45,15 +45,35 @@ def _part_folder(root, names):
     return folder if folder and os.path.isdir(folder) else None
 
 
-def annotated_images(folder):
-    """``[(image path, pts path or None)]`` of the images of ``folder`` (recursive)."""
-    pairs = []
-    for current, dirs, _ in os.walk(folder):
+def annotated_images(folder, shown_from, prefix=""):
+    """``([(image path, pts path or None)], [warning])`` for ``folder`` (recursive).
+
+    Images are the files OpenCV reads (:data:`_lab_common.IMAGE_EXTENSIONS`, ``.ppm``
+    included); every other visible file (a ``.pts`` without an image, a ``.txt``) is
+    named in a warning rather than passed over silently. Paths in warnings are relative
+    to ``shown_from``, after ``prefix``.
+    """
+    pairs, warnings = [], []
+    for current, dirs, files in os.walk(folder):
         dirs.sort()
-        for name in common.image_files(current):
+        images = common.image_files(current)
+        stems = {os.path.splitext(name)[0] for name in images}
+        for name in images:
             pts = os.path.join(current, os.path.splitext(name)[0] + ".pts")
             pairs.append((os.path.join(current, name), pts if os.path.isfile(pts) else None))
-    return pairs
+        for name in sorted(set(files) - set(images)):
+            stem, extension = os.path.splitext(name)
+            if name.startswith(".") or (extension.lower() == ".pts" and stem in stems):
+                continue
+            shown = prefix + os.path.relpath(os.path.join(current, name), shown_from)
+            if not os.path.isfile(os.path.join(current, name)):
+                what = "not a regular file"
+            elif extension.lower() == ".pts":
+                what = "a .pts file without an image beside it"
+            else:
+                what = "not an image OpenCV reads"
+            warnings.append(f"300w: ignored {shown} ({what})")
+    return pairs, warnings
 
 
 def landmark_input(image, pts, root, split, domain, offset, prefix=""):
@@ -64,12 +84,12 @@ def landmark_input(image, pts, root, split, domain, offset, prefix=""):
     try:
         if pts is None:
             raise RowError(f"no .pts landmark file beside {image}")
-        points = read_pts(pts)
+        points = read_pts(pts, offset)
         if len(points) != NUM_LANDMARKS:
             name = prefix + os.path.relpath(pts, root)
             raise RowError(f"{name} has {len(points)} points, expected "
                            f"{NUM_LANDMARKS} (profile faces of Menpo have 39)")
-        face.landmarks = points - offset
+        face.landmarks = points
     except RowError as error:
         face.error = str(error)
     return face
@@ -87,6 +107,7 @@ Expected layout under --root (the 300-W download, images beside their .pts files
   300W/01_Indoor/, 300W/02_Outdoor/     private (the 300-W competition test set)
 .pts: "version: 1", "n_points:  68", "{", 68 lines "x y", "}" (pixel centres from 1:
 --pts-offset 0.5 moves them to this package's convention, centre of pixel i at i + 0.5).
+Images: any format OpenCV reads (.jpg, .png, .ppm, ...); other files are named in a warning.
 Folder names are matched ignoring case; missing parts are skipped with a warning.
 --menpo DIR adds the Menpo 2D training images (any folder tree of images + .pts);
 only 68-point (semi-frontal) files are used, 39-point profile files are listed as skipped.
@@ -98,9 +119,7 @@ Splits: train, common (554), challenging (135), private; full = common + challen
         parser.add_argument("--subset", default="all", choices=sorted(SUBSETS),
                             help="which parts to import (default all)")
         parser.add_argument("--menpo", help="folder of Menpo 68-point training images + .pts")
-        parser.add_argument("--pts-offset", type=float, default=0.5,
-                            help="subtracted from .pts coordinates (default 0.5: 300-W counts "
-                                 "pixel centres from 1, this package puts them at i + 0.5)")
+        add_pts_offset_argument(parser)
 
     def load(self, args):
         root = common.require_folder(os.path.abspath(args.root), "300w --root")
@@ -114,14 +133,16 @@ Splits: train, common (554), challenging (135), private; full = common + challen
                 warnings.append(f"300w: no {'/'.join(names)}/ folder under {root}")
             if folder is None:
                 continue
-            pairs = annotated_images(folder)
+            pairs, ignored = annotated_images(folder, root)
+            warnings.extend(ignored)
             counts["/".join(names)] = len(pairs)
             inputs.extend(landmark_input(i, p, root, split, 0, args.pts_offset)
                           for i, p in pairs)
         domains = [self.name]
         if args.menpo and "train" in wanted:
             menpo = common.require_folder(os.path.abspath(args.menpo), "300w --menpo")
-            pairs = annotated_images(menpo)
+            pairs, ignored = annotated_images(menpo, menpo, "menpo/")
+            warnings.extend(ignored)
             counts["menpo"] = len(pairs)
             inputs.extend(landmark_input(i, p, menpo, "train", 1, args.pts_offset, "menpo/")
                           for i, p in pairs)

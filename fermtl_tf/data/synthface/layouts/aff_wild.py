@@ -62,7 +62,7 @@ def write_aff_wild(root, num_videos=3, frames=11, seed=0, size=64, nested=False,
             for folder, values in (("landmarks", points), ("bboxes", corners)):
                 path = os.path.join(root, folder, sub, video, f"{frame}.pts")
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                write_pts(path, values, offset=0.0)
+                write_pts(path, values)  # the 300-W convention: 1-based pixel centres
             truth["frames"][(video, frame)] = (valence, arousal, points,
                                                np.concatenate([corners.min(0),
                                                                corners.max(0)]))
