@@ -1,5 +1,7 @@
-"""Losses: masked task losses (every label may be absent), CCC and coupling losses."""
+"""Losses: masked task losses (every label may be absent), CCC and coupling losses,
+adversarial and synthesis losses (FERSNet)."""
 
+from fermtl_tf.losses.adversarial import discriminator_loss, generator_loss
 from fermtl_tf.losses.ccc import CCCLoss
 from fermtl_tf.losses.coupling import (
     CoAnnotation,
@@ -14,6 +16,7 @@ from fermtl_tf.losses.masked import (
     global_sum,
     masked_mean,
 )
+from fermtl_tf.losses.synthesis import linear_ramp, squared_error
 
 __all__ = [
     "CCCLoss",
@@ -24,6 +27,10 @@ __all__ = [
     "MaskedL1",
     "MaskedSoftmaxCrossEntropy",
     "SoftCoAnnotationLoss",
+    "discriminator_loss",
+    "generator_loss",
     "global_sum",
+    "linear_ramp",
     "masked_mean",
+    "squared_error",
 ]
