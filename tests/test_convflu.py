@@ -54,7 +54,7 @@ def test_matches_equations_1_to_4():
         kernels[name] = value
     expected = convflu_numpy(f_x, f_y, **kernels)
     actual = unit(f_x, f_y)
-    for got, want in zip(actual, expected):
+    for got, want in zip(actual, expected, strict=True):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
 
 
@@ -120,5 +120,5 @@ def test_keras_file_round_trip(tmp_path):
     path = tmp_path / "flu.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
-    for got, want in zip(restored([a, b]), model([a, b])):
+    for got, want in zip(restored([a, b]), model([a, b]), strict=True):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)

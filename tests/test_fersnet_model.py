@@ -44,7 +44,7 @@ def _values(variables):
 
 
 def _changed(before, variables):
-    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables, strict=True)]
 
 
 def test_output_shapes_and_gates():
@@ -141,7 +141,7 @@ def test_keras_round_trip_restores_weights_and_both_optimisers(tmp_path):
                          (model.discriminator_optimizer, restored.discriminator_optimizer)):
         assert int(theirs.iterations) == 2
         assert len(mine.variables) == len(theirs.variables) > 2
-        for a, b in zip(mine.variables, theirs.variables):
+        for a, b in zip(mine.variables, theirs.variables, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     images = _batch()["image"]
     np.testing.assert_allclose(restored.predict(images, verbose=0)["expression_logits"],
@@ -172,7 +172,7 @@ def test_weights_checkpoint_restores_both_optimisers(tmp_path):
     fresh.load_weights(path)
     for mine, theirs in ((model.optimizer, fresh.optimizer),
                          (model.discriminator_optimizer, fresh.discriminator_optimizer)):
-        for a, b in zip(mine.variables, theirs.variables):
+        for a, b in zip(mine.variables, theirs.variables, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -242,7 +242,7 @@ def test_builder_loads_identity_weights(tmp_path):
     source.save_weights(path)
     model = build_model(_experiment(tmp_path, identity_weights=str(path),
                                     identity_input_size=16), data=None)
-    for a, b in zip(source.weights, model.identity_network.weights):
+    for a, b in zip(source.weights, model.identity_network.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 

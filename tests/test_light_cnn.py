@@ -111,7 +111,7 @@ def test_weights_h5_round_trip(tmp_path):
     source.save_weights(path)
     target = light_cnn.load_light_cnn_weights(light_cnn.light_cnn_9(input_shape=(16, 16, 1)),
                                               path)
-    for a, b in zip(source.weights, target.weights):
+    for a, b in zip(source.weights, target.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 

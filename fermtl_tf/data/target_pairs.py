@@ -75,7 +75,7 @@ class TargetPool:
 
     def unpairable_identities(self):
         """Identities with fewer than two expressions in the pool (none can be paired)."""
-        pairs = set(zip(self.identities.tolist(), self.expressions.tolist()))
+        pairs = set(zip(self.identities.tolist(), self.expressions.tolist(), strict=True))
         counts = {}
         for identity, _ in pairs:
             counts[identity] = counts.get(identity, 0) + 1
