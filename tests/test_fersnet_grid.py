@@ -1,0 +1,38 @@
+"""Synthesis grid PNG: inputs in the first row, one row per target expression."""
+
+import cv2
+import numpy as np
+
+from fermtl_tf.methods.fersnet.grid import SynthesisGridCallback, synthesis_grid, to_pixels
+from fermtl_tf.methods.fersnet.model import FERSNetModel
+
+TINY = dict(num_classes=3, image_size=(32, 32), encoder_widths=[4, 8, 8, 8],
+            decoder_widths=[8, 8, 4, 4], classifier_units=8, transformer_channels=4,
+            discriminator_widths=[4, 8, 8, 8])
+
+
+def test_to_pixels_inverts_minus_one_one():
+    np.testing.assert_array_equal(to_pixels(np.array([[[[-1.0, 0.0, 1.0]]]]), "minus_one_one"),
+                                  [[[[0, 128, 255]]]])
+
+
+def test_grid_rows_are_inputs_then_each_target_expression():
+    model = FERSNetModel(**TINY)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    sheet = synthesis_grid(model, images, "minus_one_one")
+    assert sheet.shape == (4 * 32, 2 * 32, 3)
+    expected_input = np.rint((images[1] + 1) * 127.5).astype(np.uint8)
+    np.testing.assert_array_equal(sheet[:32, 32:], expected_input)
+    synthetic = model.synthesize(images, [2, 2]).numpy()
+    expected = np.clip(np.rint((synthetic[0] + 1) * 127.5), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(sheet[3 * 32:, :32], expected)
+
+
+def test_callback_writes_a_png_per_epoch(tmp_path):
+    model = FERSNetModel(**TINY)
+    images = np.zeros((2, 32, 32, 3), "float32")
+    callback = SynthesisGridCallback(images, tmp_path, "minus_one_one", ["a", "b", "c"])
+    callback.set_model(model)
+    callback.on_epoch_end(0)
+    picture = cv2.imread(str(tmp_path / "synthesis_epoch001.png"))
+    assert picture.shape == (4 * 32, 90 + 2 * 32, 3)
