@@ -246,6 +246,15 @@ def test_builder_loads_identity_weights(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.parametrize("convflu, synthesis, sharing", [
+    (True, True, "convflu"), (False, True, "hard"), (True, False, "none"),
+])
+def test_ablation_switches_choose_the_network(tmp_path, convflu, synthesis, sharing):
+    model = build_model(_experiment(tmp_path, convflu=convflu, synthesis=synthesis,
+                                    identity_loss=False), data=None)
+    assert model.sharing == sharing and model.synthesis == synthesis
+
+
 def test_compile_hook_gives_cosine_discriminator_optimiser_and_ramp(tmp_path):
     config = _experiment(tmp_path, identity_loss=False)
     model = build_model(config, data=None)

@@ -7,7 +7,7 @@ from fermtl_tf.methods.fersnet.model import FERSNetModel
 
 #: FERSNetConfig fields passed to FERSNetModel unchanged.
 _MODEL_FIELDS = (
-    "sharing", "synthesis", "encoder_widths", "decoder_widths", "classifier_units",
+    "synthesis", "encoder_widths", "decoder_widths", "classifier_units",
     "transformer_channels", "transformer_upsamplings", "discriminator_widths",
     "batch_norm_momentum", "gan_weight", "reconstruction_weight", "cycle_weight",
     "identity_weight_start", "identity_weight_end", "generator_objective",
@@ -21,6 +21,13 @@ def _num_classes(config):
         raise ValueError("method fersnet needs the 'expression' task in the config's tasks; "
                          f"got {sorted(tasks)}.")
     return int(tasks["expression"].num_classes)
+
+
+def sharing_mode(options):
+    """``FERSNetModel``'s ``sharing`` from the config's two ablation switches."""
+    if not options.synthesis:
+        return "none"
+    return "convflu" if options.convflu else "hard"
 
 
 def build_model(config, data):
@@ -42,6 +49,7 @@ def build_model(config, data):
         identity_size = options.identity_input_size
     model = FERSNetModel(
         num_classes=_num_classes(config),
+        sharing=sharing_mode(options),
         image_size=tuple(config.data.image_size),
         normalization=config.data.normalization,
         identity_input_size=identity_size,

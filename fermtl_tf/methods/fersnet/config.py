@@ -12,14 +12,14 @@ from typing import Literal
 class FERSNetConfig:
     """FERSNet options.
 
-    Table VI's ablations: ``sharing: hard`` is "w/o ConvFLU" (one shared encoder feeding
-    both tasks); ``sharing: none`` with ``synthesis: false`` is "w/o MTL" (the FER branch
-    alone). The paper matches their capacity to FERSNet's by enlarging the networks: set
-    wider ``encoder_widths`` for them.
+    Table VI's ablations: ``convflu: false`` is "w/o ConvFLU" (hard sharing: one encoder
+    feeding both tasks); ``synthesis: false`` is "w/o MTL" (the FER branch alone, trained
+    on L_cls; ``convflu`` then has nothing to connect). The paper matches their capacity
+    to FERSNet's by enlarging the networks: set wider ``encoder_widths`` for them.
     """
 
     name: str = "fersnet"
-    sharing: Literal["convflu", "hard", "none"] = "convflu"
+    convflu: bool = True
     synthesis: bool = True
     encoder_widths: list[int] = dataclasses.field(default_factory=lambda: [64, 128, 256, 512])
     decoder_widths: list[int] = dataclasses.field(default_factory=lambda: [256, 128, 64, 32])
