@@ -41,12 +41,9 @@ _LOSS_NAMES = ("classification_loss", "gan_loss", "reconstruction_loss", "cycle_
                "identity_loss", "identity_weight", "discriminator_loss")
 
 
-def identity_network_input(images, normalization, size):
-    """Model-normalised RGB images -> Light CNN input: grey, [0, 1], ``size`` x ``size``.
-
-    Light CNN is trained on grey faces in [0, 1] (Wu et al.); a ``per_image`` standardised
-    image cannot be inverted, so it is min-max scaled per image instead.
-    """
+def to_unit_range(images, normalization):
+    """Model-normalised images -> [0, 1] (the inverse of ``normalize_images``); a
+    ``per_image`` standardised image cannot be inverted and is min-max scaled instead."""
     images = tf.cast(images, tf.float32)
     if normalization == "minus_one_one":
         images = (images + 1.0) / 2.0
@@ -56,7 +53,13 @@ def identity_network_input(images, normalization, size):
         low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
         high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
         images = (images - low) / tf.maximum(high - low, 1e-6)
-    grey = tf.image.rgb_to_grayscale(tf.clip_by_value(images, 0.0, 1.0))
+    return tf.clip_by_value(images, 0.0, 1.0)
+
+
+def identity_network_input(images, normalization, size):
+    """Model-normalised RGB images -> Light CNN input: grey, [0, 1], ``size`` x ``size``
+    (Light CNN is trained on grey faces in [0, 1], Wu et al.)."""
+    grey = tf.image.rgb_to_grayscale(to_unit_range(images, normalization))
     return tf.image.resize(grey, (size, size))
 
 
@@ -128,11 +131,8 @@ class FERSNetModel(keras.Model):
         self.identity_ramp_steps = 0
         self._build_parts()
         self._classification_loss = MaskedSoftmaxCrossEntropy(name="classification")
-        self._trackers = {name: keras.metrics.Mean(name=name) for name in ("loss",)}
-        if self.synthesis:
-            self._trackers.update({name: keras.metrics.Mean(name=name) for name in _LOSS_NAMES})
-        else:
-            self._trackers["classification_loss"] = keras.metrics.Mean("classification_loss")
+        names = ("loss", *_LOSS_NAMES) if self.synthesis else ("loss", "classification_loss")
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.built = True  # every weight exists: the parts are built functional models
 
