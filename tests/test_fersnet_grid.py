@@ -3,7 +3,13 @@
 import cv2
 import numpy as np
 
-from fermtl_tf.methods.fersnet.grid import SynthesisGridCallback, synthesis_grid, to_pixels
+from fermtl_tf.methods.fersnet.grid import (
+    SynthesisGridCallback,
+    gate_sheet,
+    heat_overlay,
+    synthesis_grid,
+    to_pixels,
+)
 from fermtl_tf.methods.fersnet.model import FERSNetModel
 
 TINY = dict(num_classes=3, image_size=(32, 32), encoder_widths=[4, 8, 8, 8],
@@ -36,3 +42,18 @@ def test_callback_writes_a_png_per_epoch(tmp_path):
     callback.on_epoch_end(0)
     picture = cv2.imread(str(tmp_path / "synthesis_epoch001.png"))
     assert picture.shape == (4 * 32, 90 + 2 * 32, 3)
+
+
+def test_heat_overlay_blends_the_jet_colour_of_the_channel_mean():
+    pixels = np.full((1, 8, 8, 3), 100, np.uint8)
+    gate = np.zeros((1, 2, 2, 2), "float32")
+    gate[..., 0], gate[..., 1] = 1.0, 0.0  # channel mean 0.5 everywhere
+    jet = cv2.applyColorMap(np.array([[128]], np.uint8), cv2.COLORMAP_JET)[0, 0, ::-1]
+    expected = np.rint(0.5 * 100 + 0.5 * jet.astype(float))
+    np.testing.assert_allclose(heat_overlay(pixels, gate)[0, 3, 3], expected, atol=1)
+
+
+def test_gate_sheet_has_the_inputs_and_sixteen_gate_rows():
+    model = FERSNetModel(**TINY)
+    images = np.zeros((2, 32, 32, 3), "float32")
+    assert gate_sheet(model, images, "minus_one_one").shape == (17 * 32, 90 + 2 * 32, 3)

@@ -1,8 +1,13 @@
-"""Synthesis grids: what a person looks at to judge FERSNet's expression synthesis.
+"""Pictures a person looks at to judge FERSNet: synthesis grids and ConvFLU gate maps.
 
-Columns are input faces; the first row shows them, row 1 + e shows G(e, I) for every
-expression e (Zhao et al., Fig. 4 shows the same comparison). Written as PNG by
-:func:`write_synthesis_grid` and, at every epoch end, by :class:`SynthesisGridCallback`.
+Both are sheets whose columns are input faces and whose first row shows them:
+
+* synthesis grid: row 1 + e shows G(e, I) for every expression e (Zhao et al. compare
+  syntheses the same way in Fig. 4); written by :func:`write_synthesis_grid` and, at
+  every epoch end, by :class:`SynthesisGridCallback`;
+* gate sheet: one row per ConvFLU gate (leaky r, memory z; FER <- FES and FES <- FER;
+  blocks 1-4), the gate averaged over channels, upsampled to the face and drawn as a
+  jet heat map over it (blue low, red high, as in Fig. 3); :func:`write_gate_sheet`.
 """
 
 import os
@@ -31,26 +36,60 @@ def to_pixels(images, normalization):
     return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
 
+def _sheet(rows, names=None):
+    """Stack rows of uint8 images [N, H, W, 3] into one sheet; ``names`` label the rows in
+    a left margin."""
+    height, width = rows[0].shape[1:3]
+    margin = LABEL_WIDTH if names else 0
+    sheet = np.full((height * len(rows), margin + width * len(rows[0]), 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        sheet[r * height:(r + 1) * height, margin:] = np.concatenate(list(row), axis=1)
+        if names:
+            cv2.putText(sheet, names[r], (4, r * height + height // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    return sheet
+
+
 def synthesis_grid(model, images, normalization, vocabulary=None):
     """uint8 RGB sheet: the inputs, then one row per target expression.
 
     With ``vocabulary`` (expression names), a left margin names each row.
     """
     images = np.asarray(images, np.float32)
-    count, height, width = images.shape[:3]
     rows = [to_pixels(images, normalization)]
     for expression in range(model.num_classes):
-        synthetic = model.synthesize(images, np.full(count, expression, np.int32))
+        synthetic = model.synthesize(images, np.full(len(images), expression, np.int32))
         rows.append(to_pixels(synthetic, normalization))
-    margin = LABEL_WIDTH if vocabulary else 0
-    sheet = np.full((height * len(rows), margin + width * count, 3), 255, np.uint8)
-    names = ["input", *(vocabulary or [])]
-    for r, row in enumerate(rows):
-        sheet[r * height:(r + 1) * height, margin:] = np.concatenate(list(row), axis=1)
-        if vocabulary:
-            cv2.putText(sheet, names[r], (4, r * height + height // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return sheet
+    return _sheet(rows, ["input", *vocabulary] if vocabulary else None)
+
+
+def heat_overlay(pixels, gate, alpha=0.5):
+    """Blend a jet heat map of ``gate`` [N, h, w, C] in [0, 1] (mean over channels,
+    resized to the faces) over ``pixels`` uint8 [N, H, W, 3]."""
+    height, width = pixels.shape[1:3]
+    overlays = []
+    for face, values in zip(pixels, np.asarray(gate, np.float32).mean(axis=-1), strict=True):
+        heat = cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
+        heat = np.clip(np.rint(heat * 255.0), 0, 255).astype(np.uint8)
+        colour = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        overlays.append(cv2.addWeighted(face, 1.0 - alpha, colour, alpha, 0.0))
+    return np.stack(overlays)
+
+
+def gate_sheet(model, images, normalization):
+    """uint8 RGB sheet: the inputs, then one heat-map row per ConvFLU gate (Fig. 3)."""
+    images = np.asarray(images, np.float32)
+    pixels = to_pixels(images, normalization)
+    gates = model.gate_maps(images)
+    names = sorted(gates, key=lambda name: (name[-1], name))  # by block, then unit
+    rows = [pixels, *(heat_overlay(pixels, gates[name]) for name in names)]
+    return _sheet(rows, ["input", *(name.replace("_gate", "") for name in names)])
+
+
+def write_gate_sheet(model, images, path, normalization):
+    """Write :func:`gate_sheet` as a PNG at ``path``; returns ``path``."""
+    write_image(str(path), gate_sheet(model, images, normalization))
+    return path
 
 
 def write_synthesis_grid(model, images, path, normalization, vocabulary=None):
