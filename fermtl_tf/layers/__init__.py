@@ -1,5 +1,7 @@
-"""Keras layers for multi-task sharing: stacked-task layers, gradient reversal, cross-stitch."""
+"""Keras layers for multi-task sharing: stacked-task layers, gradient reversal, cross-stitch,
+ConvFLU."""
 
+from fermtl_tf.layers.convflu import ConvFLU
 from fermtl_tf.layers.cross_stitch import CrossStitch
 from fermtl_tf.layers.gradient_reversal import GradientReversal
 from fermtl_tf.layers.stacked_batch_norm import StackedBatchNormalization
@@ -7,6 +9,7 @@ from fermtl_tf.layers.stacked_conv import StackedConv2D
 from fermtl_tf.layers.stacked_dense import StackedDense
 
 __all__ = [
+    "ConvFLU",
     "CrossStitch",
     "GradientReversal",
     "StackedBatchNormalization",

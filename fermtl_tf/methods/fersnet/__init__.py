@@ -1,0 +1,15 @@
+"""FERSNet (Zhao et al.): expression recognition and synthesis sharing features through
+ConvFLUs. TF-free: the builder and hooks are imported only when a run starts."""
+
+from fermtl_tf.methods.fersnet.config import FERSNetConfig
+from fermtl_tf.methods.spec import MethodSpec
+
+SPEC = MethodSpec(
+    name="fersnet",
+    config=FERSNetConfig,
+    builder="fermtl_tf.methods.fersnet.build:build_model",
+    tasks=("expression",),
+    summary="FERSNet: FER + conditional-GAN expression synthesis joined by ConvFLUs",
+    paper="zhao_fersnet_convflu_synthesis.md",
+    compile_kwargs="fermtl_tf.methods.fersnet.build:compile_kwargs",
+)

@@ -1,0 +1,48 @@
+"""The ``method: {name: fersnet, ...}`` section (plain dataclasses, no TensorFlow).
+
+Defaults are Zhao et al.'s (§III-C, §IV-A) where the paper gives a value; the widths it
+does not give are ours (docs/FIDELITY.md, "FERSNet").
+"""
+
+import dataclasses
+from typing import Literal
+
+
+@dataclasses.dataclass
+class FERSNetConfig:
+    """FERSNet options.
+
+    Table VI's ablations: ``convflu: false`` is "w/o ConvFLU" (hard sharing: one encoder
+    feeding both tasks); ``synthesis: false`` is "w/o MTL" (the FER branch alone, trained
+    on L_cls; ``convflu`` then has nothing to connect). The paper matches their capacity
+    to FERSNet's by enlarging the networks: set wider ``encoder_widths`` for them.
+    """
+
+    name: str = "fersnet"
+    convflu: bool = True
+    synthesis: bool = True
+    encoder_widths: list[int] = dataclasses.field(default_factory=lambda: [64, 128, 256, 512])
+    decoder_widths: list[int] = dataclasses.field(default_factory=lambda: [256, 128, 64, 32])
+    classifier_units: int = 512
+    transformer_channels: int = 64
+    transformer_upsamplings: int = 1
+    discriminator_widths: list[int] = dataclasses.field(
+        default_factory=lambda: [64, 128, 256, 512])
+    batch_norm_momentum: float = 0.9
+    # Eq. 10 weights (§IV-A): λ1 GAN, λ2 reconstruction, λ3 cycle, λ4 identity ramp.
+    gan_weight: float = 0.3
+    reconstruction_weight: float = 1.0
+    cycle_weight: float = 0.5
+    identity_weight_start: float = 0.1
+    identity_weight_end: float = 0.5
+    generator_objective: Literal["non_saturating", "minimax"] = "non_saturating"
+    squared_error_reduction: Literal["mean", "sum"] = "mean"
+    # Identity loss (Eq. 9): a Light CNN-9 weights file (.keras / .weights.h5). Required
+    # while identity_loss is true; identity_loss: false drops L_idt explicitly.
+    identity_loss: bool = True
+    identity_weights: str | None = None
+    identity_input_size: int = 128
+    # Discriminator optimiser: Adam, cosine annealing from the first to the final rate
+    # over the run (§IV-A: 1e-3 -> 1e-5), like the generator's.
+    discriminator_learning_rate: float = 1e-3
+    discriminator_final_learning_rate: float = 1e-5
