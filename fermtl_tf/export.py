@@ -54,7 +54,8 @@ def _input_size(input_size):
     return height, width
 
 
-def export_saved_model(model, export_dir, *, input_size, normalization, metadata=None):
+def export_saved_model(model, export_dir, *, input_size, normalization, metadata=None,
+                       add_endpoints=None):
     """Export ``model`` for serving at ``export_dir``; returns the directory as a Path.
 
     Args:
@@ -64,6 +65,8 @@ def export_saved_model(model, export_dir, *, input_size, normalization, metadata
         normalization: the mode the model was trained with (see ``normalize_images``).
         metadata: optional dict; ``expression_vocabulary`` and ``au_names`` are
             recorded (empty lists when absent), other keys are copied as they are.
+        add_endpoints: optional ``fn(archive)`` adding endpoints beside ``serve`` (a
+            method's second signature, e.g. FERSNet's ``synthesize``).
     """
     if normalization not in NORMALIZATION_MODES:
         raise ValueError(f"unknown normalization {normalization!r}; "
@@ -80,6 +83,8 @@ def export_saved_model(model, export_dir, *, input_size, normalization, metadata
         "serve", serve,
         input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="images")],
     )
+    if add_endpoints is not None:
+        add_endpoints(archive)
     archive.write_out(str(export_dir), verbose=False)
     output_names = sorted(endpoint.get_concrete_function().structured_outputs)
     info = {

@@ -68,15 +68,11 @@ def prepare(data_dir, identities, seed, quiet):
 def train_export_evaluate(task, data_dir, out, args):
     """Train one baseline, export it, evaluate the SavedModel on the test split."""
     from fermtl_tf.evaluation import evaluate_saved_model
-    from fermtl_tf.export import export_saved_model
     from fermtl_tf.experiments.experiment import run_experiment
 
     config = demo_config(task, data_dir, out / "runs", args.epochs, args.seed)
     result = run_experiment(config, verbose=0 if args.quiet else 2)
-    export_dir = export_saved_model(result.serving_model, out / "export" / task,
-                                    input_size=result.input_size,
-                                    normalization=result.normalization,
-                                    metadata=result.metadata)
+    export_dir = result.export(out / "export" / task)
     return evaluate_saved_model(export_dir, data_dir, benchmark="synthface", split="test",
                                 out_dir=out / "eval" / task)
 

@@ -94,12 +94,7 @@ def main(argv=None):
         return _fail(error)
     print(f"fermtl-train: model saved to {result.model_path}")
     if not args.no_export:
-        from fermtl_tf.export import export_saved_model
-
-        export_dir = export_saved_model(result.serving_model, result.output_dir / "export",
-                                        input_size=result.input_size,
-                                        normalization=result.normalization,
-                                        metadata=result.metadata)
+        export_dir = result.export(result.output_dir / "export")
         print(f"fermtl-train: SavedModel exported to {export_dir}")
     return 0
 

@@ -3,13 +3,10 @@
 Python use (the demo builds on this)::
 
     from fermtl_tf.experiments.experiment import run_experiment
-    from fermtl_tf.export import export_saved_model
 
     result = run_experiment("train/configs/baseline/expression_synthface.yaml",
                             overrides=["epochs=1"])
-    export_saved_model(result.serving_model, result.output_dir / "saved_model",
-                       input_size=result.input_size, normalization=result.normalization,
-                       metadata=result.metadata)
+    result.export(result.output_dir / "saved_model")   # raw pixels in, named outputs out
 
 Models are built by the builder of the method the config's ``method:`` section names
 (``fermtl_tf/methods/<name>/``, its ``SPEC``), from the config and a :class:`DataInfo`
@@ -40,6 +37,7 @@ from fermtl_tf.experiments.config import (
     save_config,
 )
 from fermtl_tf.experiments.data_info import build_data_info, source_name
+from fermtl_tf.export import export_saved_model
 from fermtl_tf.methods import get_method
 from fermtl_tf.training.callbacks import make_callbacks, resumed_epoch
 from fermtl_tf.training.strategy import make_strategy
@@ -59,6 +57,13 @@ class ExperimentResult:
     normalization: str
     metadata: dict
     serving_model: keras.Model = None
+    add_endpoints: object = None  # fn(archive): the method's extra export endpoints
+
+    def export(self, export_dir):
+        """Export ``serving_model`` as a SavedModel taking raw pixels (``fermtl_tf.export``)."""
+        return export_saved_model(self.serving_model, export_dir, input_size=self.input_size,
+                                  normalization=self.normalization, metadata=self.metadata,
+                                  add_endpoints=self.add_endpoints)
 
 
 # --- optimiser and schedule ---------------------------------------------------------
@@ -306,6 +311,7 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
         model_path=model_path, input_size=tuple(config.data.image_size),
         normalization=config.data.normalization, metadata=export_metadata(spec, model, data),
         serving_model=serving_model(spec, model),
+        add_endpoints=export_endpoints(spec, model, config),
     )
 
 
@@ -318,6 +324,15 @@ def export_metadata(spec, model, data):
     if hook is not None:
         metadata.update(hook(model, data))
     return metadata
+
+
+def export_endpoints(spec, model, config):
+    """``fn(archive)`` adding the method's extra endpoints, or None."""
+    hook = spec.resolve("export_endpoints")
+    if hook is None:
+        return None
+    size, normalization = tuple(config.data.image_size), config.data.normalization
+    return lambda archive: hook(archive, model, size, normalization)
 
 
 def serving_model(spec, model):

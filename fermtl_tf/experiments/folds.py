@@ -56,7 +56,6 @@ def run_folds(config, folds="all", verbose="auto"):
     ``aggregate`` {metric: {per_fold, mean, std}})."""
     from fermtl_tf.evaluation import evaluate_fold_models
     from fermtl_tf.experiments.experiment import run_experiment
-    from fermtl_tf.export import export_saved_model
 
     first = config.data.train[0]
     available = available_folds(load_manifest(first.folder))
@@ -69,8 +68,6 @@ def run_folds(config, folds="all", verbose="auto"):
     for fold in parse_fold_selection(folds, available):
         result = run_experiment(round_config(config, fold, available, base / f"fold_{fold}"),
                                 verbose=verbose)
-        exports[fold] = export_saved_model(
-            result.serving_model, result.output_dir / "export", input_size=result.input_size,
-            normalization=result.normalization, metadata=result.metadata)
+        exports[fold] = result.export(result.output_dir / "export")
     return evaluate_fold_models(exports, first.folder, protocol.benchmark, split=first.split,
                                 out_dir=base / "folds", sequence_vote=protocol.sequence_vote)

@@ -13,6 +13,8 @@ Hooks (each optional, each ``"module:function"``):
 * ``callbacks(model, config, output_dir) -> list``: extra Keras callbacks;
 * ``serving_model(model) -> keras.Model``: what ``export`` serves (default: the model);
 * ``export_metadata(model, data) -> dict``: merged into ``fermtl_export.json``;
+* ``export_endpoints(archive, model, input_size, normalization)``: adds endpoints beside
+  ``serve`` to the SavedModel's ``keras.export.ExportArchive`` (FERSNet's synthesis);
 * ``train_dataset(config, first_epoch) -> tf.data.Dataset``: the training input, when the
   method needs its own batches (identity-aware tuples) instead of the configured sources'
   batch dicts; ``first_epoch`` is the epoch a resumed run starts at.
@@ -59,6 +61,7 @@ class MethodSpec:
     serving_model: str | None = None
     export_metadata: str | None = None
     train_dataset: str | None = None
+    export_endpoints: str | None = None
 
     def resolve(self, hook):
         """The callable named by ``builder`` or a hook field (None when the hook is unset)."""

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from fermtl_tf.experiments.experiment import run_experiment
-from fermtl_tf.export import export_saved_model
 from fermtl_tf.methods import list_methods
 
 SPECS = [spec for spec in list_methods() if spec.smoke_config is not None]
@@ -155,10 +154,7 @@ SERVE_SCRIPT = textwrap.dedent("""
 
 def test_export_serves_without_the_package(trained, tmp_path):
     spec, result = trained
-    export_dir = export_saved_model(result.serving_model, tmp_path / "export",
-                                    input_size=result.input_size,
-                                    normalization=result.normalization,
-                                    metadata=result.metadata)
+    export_dir = result.export(tmp_path / "export")
     raw = np.random.default_rng(2).uniform(0, 255, (3, *result.input_size, 3)).astype("float32")
     np.savez(tmp_path / "inputs.npz", raw=raw)
     done = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(export_dir),

@@ -1,7 +1,7 @@
 """FERSNet (Zhao et al.): expression recognition and synthesis sharing features through
 ConvFLUs. TF-free: the builder and hooks are imported only when a run starts."""
 
-from fermtl_tf.methods.fersnet.config import FERSNetConfig
+from fermtl_tf.methods.fersnet.config import SMOKE_CONFIG, FERSNetConfig
 from fermtl_tf.methods.spec import MethodSpec
 
 SPEC = MethodSpec(
@@ -12,4 +12,8 @@ SPEC = MethodSpec(
     summary="FERSNet: FER + conditional-GAN expression synthesis joined by ConvFLUs",
     paper="zhao_fersnet_convflu_synthesis.md",
     compile_kwargs="fermtl_tf.methods.fersnet.build:compile_kwargs",
+    callbacks="fermtl_tf.methods.fersnet.build:callbacks",
+    train_dataset="fermtl_tf.methods.fersnet.build:train_dataset",
+    export_endpoints="fermtl_tf.methods.fersnet.build:export_endpoints",
+    smoke_config=SMOKE_CONFIG,
 )

@@ -3,7 +3,11 @@
 import keras
 
 from fermtl_tf.backbones.light_cnn import load_light_cnn_weights
+from fermtl_tf.data.pipeline import make_dataset
+from fermtl_tf.data.target_pairs import TargetPool, add_target_pairs
+from fermtl_tf.methods.fersnet.grid import SynthesisGridCallback
 from fermtl_tf.methods.fersnet.model import FERSNetModel
+from fermtl_tf.methods.fersnet.serving import add_synthesis_endpoint
 
 #: FERSNetConfig fields passed to FERSNetModel unchanged.
 _MODEL_FIELDS = (
@@ -77,3 +81,44 @@ def compile_kwargs(model, config, steps_per_epoch):
     if model.synthesis:
         kwargs["discriminator_optimizer"] = discriminator_optimizer(config.method, total_steps)
     return kwargs
+
+
+def _selection(config, source):
+    return {"folder": source.folder, "split": source.split, "folds": source.folds,
+            "exclude_folds": source.exclude_folds, "image_size": config.data.image_size,
+            "normalization": config.data.normalization}
+
+
+def train_dataset(config, first_epoch=0):
+    """Training batches with a target image and expression of the same identity (§III-B).
+
+    The pool of targets is the first training source read once without augmentation
+    (centre crop); the batches are that source's, augmented as configured. Targets are
+    drawn per batch from ``config.seed`` and the batch index.
+    """
+    source = config.data.train[0]
+    selection = _selection(config, source)
+    pool = TargetPool.from_dataset(make_dataset(**selection, batch_size=256, training=False))
+    batches = make_dataset(**selection, batch_size=source.batch_size, training=True,
+                           augment=source.augment, shuffle_buffer=config.data.shuffle_buffer,
+                           seed=config.seed, deterministic=config.deterministic,
+                           drop_remainder=True)
+    return add_target_pairs(batches, pool, seed=config.seed)
+
+
+def callbacks(model, config, output_dir):
+    """A synthesis grid (inputs x every target expression) per epoch, on up to 8 faces of
+    the first validation source (else the training source), when the model synthesises."""
+    if not model.synthesis:
+        return []
+    source = (config.data.validation or config.data.train)[0]
+    batch = next(iter(make_dataset(**_selection(config, source), batch_size=8,
+                                   training=False)))
+    return [SynthesisGridCallback(batch["image"].numpy(), output_dir,
+                                  config.data.normalization)]
+
+
+def export_endpoints(archive, model, input_size, normalization):
+    """The second signature, ``synthesize(images, target_expression)``."""
+    if model.synthesis:
+        add_synthesis_endpoint(archive, model, input_size, normalization)

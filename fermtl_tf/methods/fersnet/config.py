@@ -46,3 +46,18 @@ class FERSNetConfig:
     # over the run (§IV-A: 1e-3 -> 1e-5), like the generator's.
     discriminator_learning_rate: float = 1e-3
     discriminator_final_learning_rate: float = 1e-5
+
+
+#: A tiny run on a SynthFace folder (``$SYNTHFACE``): what the conformance tests train
+#: (no identity loss: the Light CNN weights cannot ship).
+SMOKE_CONFIG = {
+    "method": {"name": "fersnet", "encoder_widths": [4, 4, 8, 8],
+               "decoder_widths": [8, 8, 4, 4], "classifier_units": 8,
+               "transformer_channels": 4, "discriminator_widths": [4, 8],
+               "identity_loss": False},
+    "data": {"train": [{"folder": "$SYNTHFACE", "batch_size": 4}],
+             "validation": [{"folder": "$SYNTHFACE", "split": "val", "batch_size": 4}],
+             "image_size": [32, 32], "shuffle_buffer": 1},
+    "tasks": {"expression": {}},
+    "optimizer": {"name": "adam", "learning_rate": 1e-3},
+}
