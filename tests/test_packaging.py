@@ -24,6 +24,7 @@ def test_console_scripts_point_at_the_cli_mains(distribution):
         "fermtl-train": "fermtl_tf.cli.train:main",
         "fermtl-eval": "fermtl_tf.cli.evaluate:main",
         "fermtl-demo": "fermtl_tf.cli.demo:main",
+        "fermtl-report": "fermtl_tf.cli.report:main",
     }
 
 

@@ -12,6 +12,7 @@ import os
 import pytest
 import yaml
 
+from fermtl_tf.config_files import read_raw_config
 from fermtl_tf.evaluation.benchmarks import BENCHMARKS, CONFUSION_METRICS
 from fermtl_tf.evaluation.references import (
     ROW_STATUSES,
@@ -88,8 +89,8 @@ def test_configs_named_by_rows_have_distinct_run_names(documents):
     for document in documents.values():
         for _, row in _rows(document):
             for path in config_paths(row):
-                with open(os.path.join(ROOT, path), encoding="utf-8") as handle:
-                    names.setdefault(yaml.safe_load(handle)["name"], set()).add(path)
+                name = read_raw_config(os.path.join(ROOT, path))["name"]
+                names.setdefault(name, set()).add(path)
     assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from fermtl_tf.config_files import read_raw_config
+from fermtl_tf.errors import ConfigError
 from fermtl_tf.evaluation.benchmarks import CONFUSION_METRICS, TASK_METRICS, metric_unit
 from fermtl_tf.evaluation.references import config_paths, printed
 from fermtl_tf.evaluation.report import RESULTS_JSON, to_builtin
@@ -50,9 +51,8 @@ class ReportInputError(ValueError):
 def config_name(path):
     """The ``name`` key of a training config file (what ``fermtl-train`` records per run)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as error:
+        config = read_raw_config(path)  # with its bases: a row may take its name from one
+    except ConfigError as error:
         raise ReportInputError(f"cannot read config {path}: {error}") from None
     if not isinstance(config, dict) or not config.get("name"):
         raise ReportInputError(f"{path}: missing key 'name'")

@@ -34,7 +34,6 @@ keys are rows of the task table (``fermtl_tf/training/tasks.py``). Nothing here 
 TensorFlow, so ``fermtl-train --check`` validates a config at once.
 """
 
-import copy
 import dataclasses
 import re
 import types
@@ -44,6 +43,7 @@ from typing import Any, Literal
 
 import yaml
 
+from fermtl_tf.config_files import deep_merge, read_raw_config  # noqa: F401 (re-exported)
 from fermtl_tf.errors import ConfigError
 from fermtl_tf.methods import get_method, list_methods
 from fermtl_tf.training.tasks import TASKS
@@ -427,76 +427,6 @@ def _index(node, part, key, source):
         raise ConfigError(f"{source}: key '{key}': list index {part!r} out of range "
                           f"(list has {len(node)} items)")
     return int(part)
-
-
-def _read_yaml_mapping(path, chain):
-    """The YAML mapping in ``path``; errors name the file and, for a base, who included it."""
-    where = f"{path}" + "".join(f" (base of {parent})" for parent in reversed(chain))
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read config: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not a text file (a config is YAML text)") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{where}: invalid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: a config must be a YAML mapping")
-    return raw
-
-
-def _merges(base, value):
-    """Whether mapping ``value`` merges into ``base`` rather than replacing it: both are
-    mappings and they do not name different variants (``{name: ada, weight: 1}`` under
-    ``{name: none}`` switches the variant, whose options are another set)."""
-    if not (isinstance(value, dict) and isinstance(base, dict)):
-        return False
-    return "name" not in value or "name" not in base or value["name"] == base["name"]
-
-
-#: Top-level keys a config replaces whole rather than merging into its base's: a row
-#: lists every task it trains (a single-task row of a multi-task table drops the others).
-REPLACED_KEYS = ("tasks",)
-
-
-def deep_merge(base, override, replaced=()):
-    """``override`` on top of ``base``: mappings merge key by key (a mapping naming another
-    variant replaces, and so do the keys in ``replaced``), anything else replaces."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if key not in replaced and _merges(merged.get(key), value):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def read_raw_config(path, _chain=()):
-    """The raw config data of ``path`` with its ``base:`` files merged in (no validation).
-
-    ``base: ../common.yaml`` (a path relative to the file, or a list of them, merged in
-    order) names configs this one states the differences to: mappings are deep-merged
-    (except a variant section naming another variant, and ``tasks``, which replace),
-    lists and scalars replaced. A base may have a base; a cycle is an error.
-    """
-    path = Path(path)
-    resolved = path.resolve()
-    if resolved in _chain:
-        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
-        raise ConfigError(f"{path}: key 'base': the bases form a cycle: {cycle}")
-    raw = _read_yaml_mapping(path, _chain)
-    bases = raw.pop("base", None)
-    if bases is None:
-        return raw
-    if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
-        raise ConfigError(f"{path}: key 'base': expected a path or a list of paths")
-    merged = {}
-    for base in bases:
-        merged = deep_merge(merged, read_raw_config(path.parent / base, (*_chain, resolved)),
-                            REPLACED_KEYS)
-    return deep_merge(merged, raw, REPLACED_KEYS)
 
 
 def load_config(path, overrides=None):

@@ -182,13 +182,14 @@ def _check_augment(config, source):
 
 def training_input(spec, config, source="<config>"):
     """(training dataset, optimiser steps per epoch): the method's ``train_dataset`` hook
-    (its cardinality gives the steps), else the configured sources' batches."""
+    (its cardinality gives the steps), else (no hook, or it returns None) the configured
+    sources' batches."""
     hook = spec.resolve("train_dataset")
-    if hook is None:
+    dataset = None if hook is None else hook(config, resumed_epoch(config.output_dir))
+    if dataset is None:
         return (make_datasets(config, config.data.train, training=True,
                               repeat=config.steps_per_epoch is not None),
                 epoch_steps(config, source))
-    dataset = hook(config, resumed_epoch(config.output_dir))
     steps = config.steps_per_epoch or int(dataset.cardinality())
     if steps < 1:
         raise ConfigError(f"{source}: key 'steps_per_epoch': method {spec.name!r}'s training "

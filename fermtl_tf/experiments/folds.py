@@ -54,7 +54,7 @@ def round_config(config, test_fold, available, output_dir):
 def run_folds(config, folds="all", verbose="auto"):
     """Run every selected round of the k-fold protocol; the evaluation summary (with
     ``aggregate`` {metric: {per_fold, mean, std}})."""
-    from fermtl_tf.evaluation import evaluate_fold_models
+    from fermtl_tf.evaluation import BENCHMARKS, evaluate_fold_models
     from fermtl_tf.experiments.experiment import run_experiment
 
     first = config.data.train[0]
@@ -63,6 +63,9 @@ def run_folds(config, folds="all", verbose="auto"):
         raise ConfigError(f"--folds: {first.folder}/manifest.json counts folds {available}; "
                           f"prepare it with --folds K (K >= 2)")
     protocol = config.cross_validation or CrossValidationConfig()
+    if protocol.benchmark not in BENCHMARKS:  # before hours of training, not after
+        raise ConfigError(f"cross_validation.benchmark: unknown benchmark "
+                          f"{protocol.benchmark!r}; known: {sorted(BENCHMARKS)}")
     base = Path(config.output_dir)
     exports = {}
     for fold in parse_fold_selection(folds, available):

@@ -17,7 +17,8 @@ Hooks (each optional, each ``"module:function"``):
   ``serve`` to the SavedModel's ``keras.export.ExportArchive`` (FERSNet's synthesis);
 * ``train_dataset(config, first_epoch) -> tf.data.Dataset``: the training input, when the
   method needs its own batches (identity-aware tuples) instead of the configured sources'
-  batch dicts; ``first_epoch`` is the epoch a resumed run starts at.
+  batch dicts (None: use them after all); ``first_epoch`` is the epoch a resumed run
+  starts at.
 """
 
 import dataclasses

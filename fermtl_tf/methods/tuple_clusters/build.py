@@ -41,7 +41,10 @@ def serving_model(model):
 
 def train_dataset(config, first_epoch=0):
     """The training input: identity-aware tuple batches of the first training source,
-    from epoch ``first_epoch`` on (a resumed run)."""
+    from epoch ``first_epoch`` on (a resumed run); None (the configured sources' batches)
+    for softmax-only training (``metric_loss: none``, e.g. the FER2013 pre-training)."""
+    if config.method.metric_loss == "none":
+        return None
     source = config.data.train[0]
     return tuple_dataset(config.method, source.folder, split=source.split,
                          image_size=config.data.image_size, augment=source.augment,
