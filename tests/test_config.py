@@ -245,3 +245,13 @@ def test_cli_reports_a_config_error_in_one_line_with_exit_status_2(tmp_path, cap
 def test_cli_reports_an_unreadable_config_with_exit_status_2(tmp_path, capsys):
     assert train_main([str(tmp_path / "absent.yaml")]) == 2
     assert "absent.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, key", [
+    ("optimizer.learning_rate=0", "'optimizer.learning_rate'"),
+    ("optimizer.learning_rate=-1e-3", "'optimizer.learning_rate'"),
+    ("data.train.0.batch_size=0", "'data.train[0].batch_size'"),
+    ("weighting={name: fixed, weights: {expression: -1}}", "'weighting.weights.expression'"),
+])
+def test_non_positive_rates_sizes_and_weights_are_config_errors(tmp_path, override, key):
+    assert key in error_of(write(tmp_path, MINIMAL), [override])

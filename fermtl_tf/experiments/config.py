@@ -357,6 +357,18 @@ def _check_consistency(config, validator):
         raise validator.error("data.train", "at least one training source is required")
     if config.schedule.name == "step" and not config.schedule.boundaries:
         raise validator.error("schedule.boundaries", "the step schedule needs boundaries")
+    if config.optimizer.learning_rate <= 0:
+        raise validator.error("optimizer.learning_rate",
+                              f"must be > 0, got {config.optimizer.learning_rate}")
+    for section in ("train", "validation"):
+        for index, data_source in enumerate(getattr(config.data, section)):
+            if data_source.batch_size < 1:
+                raise validator.error(f"data.{section}[{index}].batch_size",
+                                      f"must be >= 1, got {data_source.batch_size}")
+    for name, weight in config.weighting.weights.items():
+        if weight <= 0:
+            raise validator.error(f"weighting.weights.{name}", f"must be > 0, got {weight} "
+                                  f"(leave a task out of tasks to not train it)")
     for key in ("epochs", "steps_per_epoch", "validation_steps"):
         value = getattr(config, key)
         if value is not None and value < 1:
