@@ -28,6 +28,6 @@ def test_config_starts_with_its_command(path):
 
 
 @pytest.mark.parametrize("path", BASES, ids=lambda p: str(p.relative_to(p.parents[1])))
-def test_every_base_is_used_by_a_row(path):
-    users = [c for c in CONFIGS if f"base: {path.name}" in c.read_text()]
+def test_every_base_is_used(path):
+    users = [c for c in (*CONFIGS, *BASES) if f"base: {path.name}" in c.read_text()]
     assert users, f"{path} is the base of no config"
