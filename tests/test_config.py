@@ -140,7 +140,7 @@ def test_a_registered_method_brings_its_config_and_variants(monkeypatch):
         name: str = "toy_sharing"
         shared_layers: int = 6
 
-    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))
+    monkeypatch.setattr(methods.REGISTRY, "entries", dict(methods.REGISTRY.entries))
     register_method(MethodSpec(name="toy", config=ToyMethod, builder="x:y", tasks=("expression",),
                                summary="toy", variants={"sharing": {"toy_sharing": ToySharing}}))
     raw = {"output_dir": "o", "data": {"train": [{"folder": "f"}]}, "method": {"name": "toy"},

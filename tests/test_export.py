@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import fermtl_tf
+from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.export import METADATA_FILE, export_saved_model
 from fermtl_tf.knowledge.vocabularies import BASIC7
-from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.methods.baseline.model import task_head
 from fermtl_tf.training.multitask import MultiTaskModel
 

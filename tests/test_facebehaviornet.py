@@ -11,11 +11,15 @@ import pytest
 import tensorflow as tf
 
 from fermtl_tf.data.pipeline import drop_task_labels
+from fermtl_tf.experiments.config import parse_config
 from fermtl_tf.export import export_saved_model
 from fermtl_tf.knowledge.vocabularies import BASIC7
 from fermtl_tf.methods.facebehaviornet.model import FaceBehaviorNet
-from fermtl_tf.methods.facebehaviornet.zero_shot import candidate_scores, compound_au_table, zero_shot_predict
-from fermtl_tf.experiments.config import parse_config
+from fermtl_tf.methods.facebehaviornet.zero_shot import (
+    candidate_scores,
+    compound_au_table,
+    zero_shot_predict,
+)
 
 SIZE = 32
 DATA_AUS = ["AU12", "AU1", "AU43"]  # a dataset's columns; AU43 is not a model AU

@@ -1,6 +1,7 @@
 """k-fold driver: round configs from fold_roles, and `fermtl-train --folds` end to end."""
 
 import json
+
 import numpy as np
 import pytest
 import yaml

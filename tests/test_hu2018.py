@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.data import schema
 from fermtl_tf.export import export_saved_model
-from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.methods.hu2018.model import Hu2018Model
 from fermtl_tf.methods.hu2018.stacked_resnet import build_stacked_resnet
 from fermtl_tf.regularizers import TensorTraceNorm

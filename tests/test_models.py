@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.losses.masked import (
     MaskedBinaryCrossEntropy,
     MaskedL1,
     MaskedSoftmaxCrossEntropy,
 )
-from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.methods.baseline.model import BaselineModel
 from fermtl_tf.training.multitask import MultiTaskModel
 

@@ -77,10 +77,9 @@ def predictions(models, folder, split="test"):
 def evaluate(models, folders):
     """CCC (VA test), AU F1 (AU test, AUs shared by data and model), expr accuracy, zero-shot."""
     from fermtl_tf.data.pipeline import load_manifest
-    from fermtl_tf.knowledge.vocabularies import RAFDB_COMPOUND11
-    from fermtl_tf.knowledge.vocabularies import RAFCE14
-    from fermtl_tf.metrics import accuracy, au_f1, ccc
+    from fermtl_tf.knowledge.vocabularies import RAFCE14, RAFDB_COMPOUND11
     from fermtl_tf.methods.facebehaviornet.zero_shot import zero_shot_predict
+    from fermtl_tf.metrics import accuracy, au_f1, ccc
 
     result = {}
     truth, out = predictions(models, folders["fbn_va"])

@@ -6,46 +6,29 @@ Every sub-package of ``fermtl_tf.methods`` whose ``__init__`` defines ``SPEC`` (
 Importing this package imports only the methods' config dataclasses (no TensorFlow).
 """
 
-import importlib
-import pkgutil
+import sys
 
 from fermtl_tf.methods.spec import MethodSpec
+from fermtl_tf.registry import Registry
 
-_REGISTRY = {}
+REGISTRY = Registry("method", MethodSpec)
 
 
 def register_method(spec):
     """Register a :class:`MethodSpec` under ``spec.name`` (names are unique)."""
-    if not isinstance(spec, MethodSpec) or not spec.name:
-        raise TypeError(f"expected a named MethodSpec, got {spec!r}")
-    if spec.name in _REGISTRY:
-        raise ValueError(f"a method named {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return REGISTRY.register(spec)
 
 
 def get_method(name):
     """The spec registered under ``name``; KeyError listing the known ones if absent."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return REGISTRY.get(name)
 
 
 def list_methods():
     """Every registered :class:`MethodSpec`, sorted by name."""
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    return REGISTRY.sorted()
 
 
-def _register_builtin_methods():
-    """Import every sub-package of this package and register its ``SPEC``, in name order."""
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if module.ispkg:
-            spec = getattr(importlib.import_module(f"{__name__}.{module.name}"), "SPEC", None)
-            if spec is not None:
-                register_method(spec)
+REGISTRY.discover(sys.modules[__name__], "SPEC", packages_only=True)
 
-
-_register_builtin_methods()
-
-__all__ = ["MethodSpec", "register_method", "get_method", "list_methods"]
+__all__ = ["MethodSpec", "REGISTRY", "register_method", "get_method", "list_methods"]

@@ -7,46 +7,30 @@ can add its own with ``register_source(MySource())`` before calling
 ``fermtl_tf.cli.prep.main``.
 """
 
-import importlib
-import pkgutil
+import sys
 
 from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
+from fermtl_tf.registry import Registry
 
-_REGISTRY = {}
+REGISTRY = Registry("source", Source, missing=PrepError)
 
 
 def register_source(source):
     """Register a :class:`Source` instance under ``source.name`` (names are unique)."""
-    if not isinstance(source, Source) or not source.name:
-        raise TypeError(f"expected a named Source instance, got {source!r}")
-    if source.name in _REGISTRY:
-        raise ValueError(f"a source named {source.name!r} is already registered")
-    _REGISTRY[source.name] = source
-    return source
+    return REGISTRY.register(source)
 
 
 def get_source(name):
     """The source registered under ``name``; PrepError listing the known ones if absent."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise PrepError(f"unknown source {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return REGISTRY.get(name)
 
 
 def list_sources():
     """``[(name, one-line description)]`` of every registered source, sorted by name."""
-    return [(name, _REGISTRY[name].description) for name in sorted(_REGISTRY)]
+    return [(source.name, source.description) for source in REGISTRY.sorted()]
 
 
-def _register_builtin_sources():
-    """Import every module of this package and register its ``SOURCE``, in name order."""
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        source = getattr(importlib.import_module(f"{__name__}.{module.name}"), "SOURCE", None)
-        if source is not None:
-            register_source(source)
-
-
-_register_builtin_sources()
+REGISTRY.discover(sys.modules[__name__], "SOURCE")
 
 __all__ = [
     "FaceInput", "ImportedDataset", "PrepError", "Source",

@@ -13,8 +13,8 @@ Heads run in float32 under mixed precision, as Keras recommends for final layers
 
 import keras
 
-from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 from fermtl_tf.backbones.resnet import build_resnet
+from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 from fermtl_tf.training.multitask import MultiTaskModel
 
 BASELINE_TASKS = ("expression", "landmarks")

@@ -3,10 +3,10 @@ coupled by co-annotation, soft co-annotation and distribution matching (Tables 3
 
 from fermtl_tf.methods.facebehaviornet.config import (
     COUPLING_LOSSES,
+    SMOKE_CONFIG,
     TASKS,
     FaceBehaviorNetMethod,
     RelatednessCoupling,
-    SMOKE_CONFIG,
     check,
 )
 from fermtl_tf.methods.spec import MethodSpec

@@ -28,12 +28,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fermtl_tf.backbones.facebehaviornet import build_backbone
 from fermtl_tf.knowledge.relatedness import FACEBEHAVIORNET_AUS
 from fermtl_tf.knowledge.vocabularies import BASIC7
 from fermtl_tf.losses.ccc import CCCLoss
 from fermtl_tf.losses.coupling import CoAnnotation, DistributionMatchingLoss, SoftCoAnnotationLoss
 from fermtl_tf.losses.masked import MaskedBinaryCrossEntropyPerImage
-from fermtl_tf.backbones.facebehaviornet import build_backbone
 from fermtl_tf.methods.facebehaviornet.config import COUPLING_LOSSES
 from fermtl_tf.training.multitask import MultiTaskModel, merge_sources
 

@@ -1,11 +1,11 @@
 """Hu et al. 2018: stacked task networks, tensor trace-norm soft sharing, ADA (Table 4-7)."""
 
 from fermtl_tf.methods.hu2018.config import (
+    SMOKE_CONFIG,
     TASK_ORDER,
     AdaCoupling,
     Hu2018Method,
     StackedSharing,
-    SMOKE_CONFIG,
     check,
 )
 from fermtl_tf.methods.spec import MethodSpec

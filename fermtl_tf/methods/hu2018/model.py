@@ -38,8 +38,8 @@ import tensorflow as tf
 
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 from fermtl_tf.layers import GradientReversal
-from fermtl_tf.methods.hu2018.config import TASK_ORDER
 from fermtl_tf.losses.masked import MaskedSoftmaxCrossEntropy
+from fermtl_tf.methods.hu2018.config import TASK_ORDER
 from fermtl_tf.methods.hu2018.stacked_resnet import (
     TaskSlice,
     TileTasks,

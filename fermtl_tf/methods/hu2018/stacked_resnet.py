@@ -33,8 +33,8 @@ The same builder gives every sharing scheme of Table 4:
 import keras
 import tensorflow as tf
 
-from fermtl_tf.layers import CrossStitch, StackedBatchNormalization, StackedConv2D
 from fermtl_tf.backbones.resnet import STAGE_BLOCKS, STEMS
+from fermtl_tf.layers import CrossStitch, StackedBatchNormalization, StackedConv2D
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9

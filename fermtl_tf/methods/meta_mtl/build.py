@@ -2,10 +2,10 @@
 
 import keras
 
+from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.methods.meta_mtl.au_statistics import relatedness_table
 from fermtl_tf.methods.meta_mtl.config import VARIANTS
 from fermtl_tf.methods.meta_mtl.model import MetaMTLModel
-from fermtl_tf.backbones.resnet import build_resnet
 
 
 def build_backbone(config, data):

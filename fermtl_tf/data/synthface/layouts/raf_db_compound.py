@@ -6,8 +6,8 @@ writes one list line with label 12, outside 1..11.
 
 import os
 
-from fermtl_tf.knowledge.vocabularies import RAFDB_COMPOUND11
 from fermtl_tf.data.synthface.layouts.raf_db import write_raf_style
+from fermtl_tf.knowledge.vocabularies import RAFDB_COMPOUND11
 
 
 def write_raf_db_compound(root, num_subjects=5, seed=0, num_train=11, num_test=5,
