@@ -11,8 +11,8 @@ from fermtl_tf.layers import (
     StackedBatchNormalization,
     StackedConv2D,
     StackedDense,
+    stacked_conv,
 )
-from fermtl_tf.layers import stacked_conv
 from fermtl_tf.layers.stacked_conv import grouped_gradient_problem, resolve_implementation
 from fermtl_tf.models.stacked_resnet import build_stacked_resnet
 from fermtl_tf.regularizers import TensorTraceNorm
