@@ -46,9 +46,13 @@ def grouped_gradient_problem():
 def resolve_implementation(implementation):
     """Map ``"auto"`` to the measured-fastest form that works on the visible device.
 
-    CPU (measured, ``benchmarks/stacked_conv_implementations.py``; figures in the
-    ``StackedConv2D`` docstring): ``"grouped"`` when the build can differentiate grouped
-    convolutions on the CPU (oneDNN), else ``"loop"``. GPU (not measured in this project):
+    CPU: ``"loop"``, on every CPU. In the stacked ResNet it runs as per-task streams (see
+    ``fermtl_tf.models.stacked_resnet``) and was measured faster than ``"grouped"`` even
+    where grouped convolutions can be differentiated (oneDNN, AVX-512), and it is the only
+    form where they cannot (``grouped_gradient_problem``): 2-task ResNet-34 step / two
+    single-task steps, process CPU time, 2 shared Xeon cores, TF 2.21, oneDNN: 1.07 (loop)
+    vs 1.17 (grouped) at batch 8 per task, width 32; 1.07 vs 1.14 at batch 16, width 64
+    (``benchmarks/stacked_vs_separate_step.py``). GPU (not measured in this project):
     ``"grouped"``, one cuDNN grouped convolution instead of T small launches; pass
     ``implementation="loop"`` explicitly if a GPU measurement says otherwise.
     """
@@ -56,9 +60,7 @@ def resolve_implementation(implementation):
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}; got {implementation!r}")
     if implementation != "auto":
         return implementation
-    if tf.config.list_physical_devices("GPU") or grouped_gradient_problem() is None:
-        return "grouped"
-    return "loop"
+    return "grouped" if tf.config.list_physical_devices("GPU") else "loop"
 
 
 def _pair(value, name):
@@ -168,22 +170,50 @@ class StackedConv2D(keras.layers.Layer):
                                  self.filters)
 
     def _conv(self, x, kernel):
+        """``tf.nn.convolution``; a 1x1 strided kernel as subsampling + a 1x1 stride-1 conv.
+
+        The two are the same function (a 1x1 window needs no padding, "same" or "valid", so
+        output pixel i reads input pixel i * stride). The detour avoids a TF 2.21 oneDNN bug:
+        the CPU gradient of a 1x1 stride-2 convolution corrupts the heap at some small odd
+        batch sizes (seen in eager mode at batch 1, 3 and 5 on 16x16 inputs, with plain
+        ``keras.layers.Conv2D`` too), which the projection shortcuts of the per-task
+        streams would otherwise hit.
+        """
+        strides = self.strides
+        if self.kernel_size == (1, 1) and max(strides) > 1:
+            x = x[:, :: strides[0], :: strides[1], :]
+            strides = (1, 1)
         return tf.nn.convolution(
             x,
             kernel,
-            strides=self.strides,
+            strides=strides,
             padding=self.padding.upper(),
             dilations=self.dilation_rate,
         )
 
+    def _task_kernels(self, kernel):
+        """The T task kernels ``(kh, kw, C, F)`` of the stacked ``(kh, kw, C, F, T)`` kernel.
+
+        Task slices interleave in memory (the task axis is last, as the trace norm wants), so
+        some copy is unavoidable; this one is a 2-D ``(N, T) -> (T, N)`` transpose, whose
+        gradient is one transpose back. Measured per step on the 36 kernels of a width-32
+        ResNet-34 (one thread, forward + backward): 16 ms (oneDNN) / 20 ms (Eigen) over a
+        plain read, against 29 / 22 ms for ``tf.unstack(kernel, axis=-1)`` and 16 / 33 ms for
+        a 5-D transpose; T strided slices (``kernel[..., t]``) cost most, because the
+        gradient of each is a zero-filled full-size tensor.
+        """
+        flat = tf.transpose(tf.reshape(kernel, (-1, self.num_tasks)))
+        return [tf.reshape(k, tf.shape(kernel)[:-1]) for k in tf.unstack(flat, self.num_tasks)]
+
     def _task_convolutions(self, inputs, kernel):
         """T task inputs ``(B, H, W, C)`` -> T outputs, task ``t`` convolved with slice ``t``.
 
-        The kernel is split with one ``tf.unstack`` (its gradient is one stack), not indexed
-        T times: the gradient of T strided slices is T zero-filled full-size tensors summed,
-        which made the stacked ResNet-34 step cost 1.8x the two separate networks.
+        A stacked input is split with one ``tf.unstack`` on the task axis (the leading one, so
+        TensorFlow shares its buffer; the gradient is one stack), not indexed T times: the
+        gradient of T strided slices is T zero-filled full-size tensors summed, which made the
+        stacked ResNet-34 step cost 1.8x the two separate networks.
         """
-        kernels = tf.unstack(kernel, self.num_tasks, axis=-1)
+        kernels = self._task_kernels(kernel)
         return [self._conv(x, k) for x, k in zip(inputs, kernels, strict=True)]
 
     def _call_grouped(self, inputs, kernel):
