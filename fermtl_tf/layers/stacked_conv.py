@@ -84,21 +84,24 @@ class StackedConv2D(keras.layers.Layer):
     ``kernel_regularizer`` sees the whole 5-D kernel, which is where
     ``TensorTraceNorm`` attaches (Hu et al. 2018, §2.2).
 
-    ``implementation``:
-      * ``"loop"``: one ``tf.nn.convolution`` per task over the static task axis.
+    The input may also be a list of T per-task tensors ``(B, H, W, C_in)``; the output is
+    then a list too (per-task streams: T plain convolutions, nothing stacked; this is how the
+    stacked ResNet runs with ``"loop"``, so that only the kernel is stacked).
+
+    ``implementation`` (for a stacked input):
+      * ``"loop"``: ``tf.unstack`` on the task axis, one ``tf.nn.convolution`` per task,
+        ``tf.stack``.
       * ``"grouped"``: tasks folded into channels, one grouped convolution (``groups=T``).
-      * ``"auto"`` (default): ``"grouped"`` where it can be differentiated (GPU, or CPU with
-        oneDNN — the x86-64 Linux default), else ``"loop"``.
-    Measured on this project's CPU (2 shared cores, TF 2.21, oneDNN, compiled forward+backward,
-    ``benchmarks/stacked_conv_implementations.py --repeats 7``), T=2, 3x3 "same", batch 16
-    per task: 24 px 64->64 loop 0.033 s / grouped 0.013 s; 12 px 128->128 0.053 / 0.022;
-    6 px 256->256 0.060 / 0.050; 3 px 512->512 0.101 / 0.076; the issue's 32x24x24 64->64
-    case 0.072 / 0.057. Grouped wins at every stage. (The issue's "grouped is 11x slower"
-    figure comes from ``keras.layers.Conv2D(groups=T)``, which Keras routes through an XLA
-    fallback on CPU: 0.71 s here; this layer calls ``tf.nn.convolution`` directly.) An
-    im2col + batched-matmul form was faster still at 6 and 3 px (0.036 s, 0.040 s) but slower
-    at 24 and 12 px; it is not offered. The GPU choice was *not* measured (no GPU was
-    available); it follows the expectation that one cuDNN grouped call beats T launches.
+        Its gradient needs oneDNN on a CPU (``grouped_gradient_problem`` says why not).
+      * ``"auto"`` (default): ``"loop"`` on every CPU, ``"grouped"`` on a GPU (see
+        ``resolve_implementation`` for the measurement behind it).
+    The earlier layer-level figures that favoured ``"grouped"`` (0.013 s vs 0.033 s at
+    24 px) measured a loop that indexed the stacked input T times; that form's gradient was
+    the cost, not the T convolutions. (The issue's "grouped is 11x slower" figure comes from
+    ``keras.layers.Conv2D(groups=T)``, which Keras routes through an XLA fallback on CPU;
+    this layer calls ``tf.nn.convolution`` directly.) The GPU choice was *not* measured (no
+    GPU was available); it follows the expectation that one cuDNN grouped call beats T
+    launches.
 
     Args:
         filters: output channels per task.
