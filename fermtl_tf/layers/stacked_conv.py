@@ -199,14 +199,14 @@ class StackedConv2D(keras.layers.Layer):
 
         Task slices interleave in memory (the task axis is last, as the trace norm wants), so
         some copy is unavoidable; this one is a 2-D ``(N, T) -> (T, N)`` transpose, whose
-        gradient is one transpose back. Measured per step on the 36 kernels of a width-32
-        ResNet-34 (one thread, forward + backward): 16 ms (oneDNN) / 20 ms (Eigen) over a
-        plain read, against 29 / 22 ms for ``tf.unstack(kernel, axis=-1)`` and 16 / 33 ms for
-        a 5-D transpose; T strided slices (``kernel[..., t]``) cost most, because the
-        gradient of each is a zero-filled full-size tensor.
+        gradient is one transpose back. Copy cost per step on the 36 kernels of a width-32
+        ResNet-34, one thread, forward + gradient (``benchmarks/stacked_kernel_split.py``):
+        14 ms with oneDNN / 24 ms without, against 25 / 25 ms for ``tf.unstack(kernel,
+        axis=-1)``, 14 / 44 ms for a 5-D transpose and 134 / 137 ms for T strided slices
+        (``kernel[..., t]``, whose gradients are zero-filled full-size tensors).
         """
         flat = tf.transpose(tf.reshape(kernel, (-1, self.num_tasks)))
-        return [tf.reshape(k, tf.shape(kernel)[:-1]) for k in tf.unstack(flat, self.num_tasks)]
+        return [tf.reshape(k, kernel.shape[:-1]) for k in tf.unstack(flat, self.num_tasks)]
 
     def _task_convolutions(self, inputs, kernel):
         """T task inputs ``(B, H, W, C)`` -> T outputs, task ``t`` convolved with slice ``t``.
