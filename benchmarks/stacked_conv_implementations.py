@@ -1,8 +1,12 @@
 """Forward+backward time of the ways to run T task-specific convolutions (StackedConv2D).
 
 Forms compared on the visible device (CPU here unless a GPU is present):
-  * ``loop``    - StackedConv2D(implementation="loop"): one convolution per task.
-  * ``grouped`` - StackedConv2D(implementation="grouped"): one grouped convolution, groups=T.
+  * ``streams`` - StackedConv2D on a list of T per-task tensors (what the stacked ResNet runs
+                  with "loop"): T plain convolutions, nothing stacked.
+  * ``loop``    - StackedConv2D(implementation="loop") on a stacked (T, B, ...) tensor:
+                  unstack, one convolution per task, stack.
+  * ``grouped`` - StackedConv2D(implementation="grouped"): one grouped convolution, groups=T;
+                  reported as "unavailable: <reason>" where this CPU cannot differentiate it.
   * ``patches`` - im2col (tf.image.extract_patches) then one batched matmul over tasks;
                   a candidate "batched" form, measured here only.
 Shapes follow the ResNet-34 stages at a 96x96 input (24/12/6/3 px, 64..512 channels, 3x3,
@@ -27,6 +31,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fermtl_tf.layers import StackedConv2D  # noqa: E402
+from fermtl_tf.layers.stacked_conv import grouped_gradient_problem  # noqa: E402
 
 # (name, tasks, batch per task, spatial, c_in, c_out)
 SHAPES = [
@@ -56,8 +61,10 @@ def make_step(forward, x, kernel):
     def step():
         with tf.GradientTape() as tape:
             tape.watch([x, kernel])
-            loss = tf.reduce_sum(tf.square(forward(x, kernel)))
-        return tape.gradient(loss, [x, kernel])
+            outputs = forward(x, kernel)
+            outputs = outputs if isinstance(outputs, list) else [outputs]
+            loss = tf.add_n([tf.reduce_sum(tf.square(y)) for y in outputs])
+        return tf.nest.flatten(tape.gradient(loss, [x, kernel]))
 
     return step
 
@@ -74,14 +81,18 @@ def median_time(step, repeats):
 
 
 def layer_forward(implementation, c_out, tasks):
+    """The forward of one ``StackedConv2D`` form as ``forward(x, kernel) -> (T, B, H, W, F)``."""
     layer = StackedConv2D(c_out, 3, num_tasks=tasks, padding="same", use_bias=False,
-                          implementation=implementation)
+                          implementation="loop" if implementation == "streams" else implementation)
 
     def forward(x, kernel):
         if not layer.built:
-            layer.build(x.shape)
-        return layer._call_loop(x, kernel) if implementation == "loop" else (
-            layer._call_grouped(x, kernel))
+            layer.build([s.shape for s in x] if isinstance(x, list) else x.shape)
+        if implementation == "grouped":
+            return layer._call_grouped(x, kernel)
+        if implementation == "streams":  # inputs and outputs stay per task
+            return layer._task_convolutions(list(x), kernel)
+        return tf.stack(layer._task_convolutions(tf.unstack(x, tasks), kernel))
 
     return forward
 
@@ -91,25 +102,35 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
+    grouped_problem = grouped_gradient_problem()
     results = {}
     for name, tasks, batch, size, c_in, c_out in SHAPES:
         x = tf.constant(rng.standard_normal((tasks, batch, size, size, c_in)), tf.float32)
         kernel = tf.constant(rng.standard_normal((3, 3, c_in, c_out, tasks)) * 0.05, tf.float32)
         forms = {
+            "streams": layer_forward("streams", c_out, tasks),
             "loop": layer_forward("loop", c_out, tasks),
             "grouped": layer_forward("grouped", c_out, tasks),
             "patches": patches_forward,
         }
+        streams = [tf.constant(x[t]) for t in range(tasks)]
         reference = forms["loop"](x, kernel)
         row = {}
         for form, forward in forms.items():
-            np.testing.assert_allclose(forward(x, kernel), reference, rtol=1e-3, atol=1e-3)
-            row[form] = round(median_time(make_step(forward, x, kernel), args.repeats), 4)
-        row["fastest"] = min(("loop", "grouped", "patches"), key=row.get)
+            if form == "grouped" and grouped_problem:
+                row[form] = f"unavailable: {grouped_problem}"
+                continue
+            inputs = streams if form == "streams" else x
+            np.testing.assert_allclose(np.stack(forward(inputs, kernel)), reference, rtol=1e-3,
+                                       atol=1e-3)
+            row[form] = round(median_time(make_step(forward, inputs, kernel), args.repeats), 4)
+        row["fastest"] = min((form for form in forms if isinstance(row[form], float)),
+                             key=row.get)
         results[name] = row
     print(json.dumps({
         "benchmark": "stacked_conv_implementations",
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+        "grouped": f"unavailable: {grouped_problem}" if grouped_problem else "available",
         "cpu_count": os.cpu_count(), "platform": platform.platform(),
         "tensorflow": tf.__version__, "repeats": args.repeats,
         "seconds_forward_backward": results,

@@ -11,8 +11,10 @@ from fermtl_tf.layers import (
     StackedBatchNormalization,
     StackedConv2D,
     StackedDense,
+    stacked_conv,
 )
-from fermtl_tf.layers.stacked_conv import resolve_implementation
+from fermtl_tf.layers.stacked_conv import grouped_gradient_problem, resolve_implementation
+from fermtl_tf.methods.hu2018.stacked_resnet import build_stacked_resnet
 from fermtl_tf.regularizers import TensorTraceNorm
 
 T = 2
@@ -54,7 +56,27 @@ def test_stacked_conv_equals_independent_conv2d(implementation, strides, padding
     assert out.shape == layer.compute_output_shape(x.shape)
 
 
+@pytest.mark.parametrize("implementation", ["loop", "grouped"])
+@pytest.mark.parametrize("strides, padding", [(2, "same"), (2, "valid"), ((3, 2), "same")])
+def test_strided_1x1_conv_equals_independent_conv2d(implementation, strides, padding):
+    # The 1x1 strided kernel runs as subsampling + a stride-1 conv; odd sizes 9x8 included.
+    x = random((T, 4, 9, 8, 4), seed=7)
+    layer = StackedConv2D(5, 1, T, strides=strides, padding=padding,
+                          bias_initializer="random_normal", implementation=implementation)
+    out = layer(x).numpy()
+    np.testing.assert_allclose(out, per_task_conv2d(layer, x), rtol=1e-5, atol=1e-5)
+    assert out.shape == layer.compute_output_shape(x.shape)
+
+
+def skip_without_grouped_gradients():
+    """Skip (printing TensorFlow's reason) where this CPU cannot differentiate grouped convs."""
+    problem = grouped_gradient_problem()
+    if problem and not tf.config.list_physical_devices("GPU"):
+        pytest.skip(f"grouped: unavailable: {problem}")
+
+
 def test_grouped_and_loop_kernel_gradients_agree():
+    skip_without_grouped_gradients()
     x = tf.constant(random((T, 2, 7, 7, 3)))
     grads = []
     for implementation in ("loop", "grouped"):
@@ -64,6 +86,58 @@ def test_grouped_and_loop_kernel_gradients_agree():
             loss = tf.reduce_sum(tf.sin(layer(x)))
         grads.append(tape.gradient(loss, layer.kernel).numpy())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-5)
+
+
+def test_probe_agrees_with_differentiating_a_grouped_layer():
+    # Independent of the probe's own ops: differentiate a real grouped StackedConv2D here.
+    layer = StackedConv2D(2, 1, T, implementation="grouped")
+    x = tf.constant(random((T, 2, 3, 3, 2)))
+    try:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x))
+        tape.gradient(loss, layer.kernel).numpy()
+        works = True
+    except tf.errors.OpError:
+        works = False
+    problem = grouped_gradient_problem()
+    assert (problem is None) == works, problem
+    if problem:
+        print(f"grouped: unavailable: {problem}")
+
+
+def test_auto_runs_per_task_streams_on_a_cpu(monkeypatch):
+    # Any CPU, whether or not it can differentiate grouped convolutions (not consulted).
+    monkeypatch.setattr(stacked_conv, "grouped_gradient_problem", lambda: 1 / 0)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert resolve_implementation("auto") == "loop"
+    assert StackedConv2D(4, 3, T)._implementation == "loop"
+    layers = build_stacked_resnet(2, depth=18, width=2, input_shape=(16, 16, 3),
+                                  stem="compact").layers
+    assert any(layer.name == "unstack_tasks" for layer in layers)
+
+
+def test_auto_is_grouped_on_a_gpu(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    assert resolve_implementation("auto") == "grouped"
+
+
+def test_stacked_conv_takes_per_task_streams():
+    x = random((T, 3, 9, 8, 4))
+    layer = StackedConv2D(5, 3, T, strides=2, padding="same", activation="relu",
+                          bias_initializer="random_normal", implementation="loop")
+    outputs = layer([x[t] for t in range(T)])
+    assert isinstance(outputs, list) and len(outputs) == T
+    expected = np.maximum(per_task_conv2d(layer, x), 0.0)
+    for t in range(T):
+        np.testing.assert_allclose(outputs[t].numpy(), expected[t], rtol=1e-5, atol=1e-5)
+    assert layer.compute_output_shape([(3, 9, 8, 4)] * T) == [(3, 5, 4, 5)] * T
+
+
+def test_stacked_layers_reject_a_stream_list_of_the_wrong_length():
+    with pytest.raises(ValueError, match="num_tasks=2; as a list"):
+        StackedConv2D(4, 3, T)([random((1, 5, 5, 2))] * 3)
+    with pytest.raises(ValueError, match="num_tasks=2; as a list"):
+        StackedBatchNormalization(T)([random((1, 5, 2))])
 
 
 def test_each_task_slice_initialised_with_single_task_fan_in():
@@ -140,6 +214,23 @@ def test_stacked_batch_norm_equals_independent_batch_norms_in_training():
                                    bn.moving_variance.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_stacked_batch_norm_on_per_task_streams_equals_independent_batch_norms():
+    x = random((T, 6, 3, 3, 4)) + np.array([0.0, 5.0], "float32")[:, None, None, None, None]
+    layer = StackedBatchNormalization(T, momentum=0.5, gamma_initializer="random_uniform",
+                                      beta_initializer="random_normal")
+    layer.build([x.shape[1:]] * T)
+    norms = independent_batch_norms(layer, x.shape)
+    for training in (True, False):  # training first: inference then uses updated statistics
+        outputs = layer([x[t] for t in range(T)], training=training)
+        for t, bn in enumerate(norms):
+            np.testing.assert_allclose(outputs[t].numpy(), bn(x[t], training=training).numpy(),
+                                       rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(layer.moving_variance.numpy()[:, t],
+                                       bn.moving_variance.numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(layer.moving_mean.numpy()[:, t], bn.moving_mean.numpy(),
+                                       rtol=1e-5, atol=1e-6)
+
+
 def test_stacked_batch_norm_equals_independent_batch_norms_in_inference():
     x = random((T, 5, 4))
     layer = StackedBatchNormalization(T, moving_mean_initializer="random_normal",
@@ -179,3 +270,59 @@ def test_model_with_every_new_layer_saves_and_loads(tmp_path):
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(restored(data).numpy(), model(data).numpy(), rtol=1e-6)
     np.testing.assert_allclose(float(sum(restored.losses)), float(sum(model.losses)), rtol=1e-6)
+
+
+# --- the stacked ResNet in per-task streams ("loop") and stacked ("grouped") form -------------
+
+NETWORK_OPTIONS = [{}, {"hard_shared_layers": 4}, {"cross_stitch": True}, {"stem": "imagenet"}]
+
+
+def loop_and_grouped_networks(options):
+    """The same stacked ResNet-18 built both ways, holding the same weights."""
+    config = {"depth": 18, "width": 4, "input_shape": (16, 16, 3), "stem": "compact", **options}
+    keras.utils.set_random_seed(3)
+    grouped = build_stacked_resnet(T, implementation="grouped", **config)
+    loop = build_stacked_resnet(T, implementation="loop", **config)
+    assert [w.path for w in loop.weights] == [w.path for w in grouped.weights]
+    loop.set_weights(grouped.get_weights())
+    return loop, grouped
+
+
+@pytest.mark.parametrize("options", NETWORK_OPTIONS)
+def test_per_task_stream_network_equals_the_stacked_network(options):
+    loop, grouped = loop_and_grouped_networks(options)
+    assert any(layer.name == "unstack_tasks" for layer in loop.layers)
+    assert not any(layer.name == "unstack_tasks" for layer in grouped.layers)
+    x = random((T, 3, 16, 16, 3), seed=4)
+    # Tolerance: the two forms sum the convolutions in different orders, and 18 layers of
+    # training-mode batch norm over 3 images amplify that rounding (3e-4 seen without oneDNN).
+    for training in (True, False):  # training also updates the moving statistics
+        np.testing.assert_allclose(loop(x, training=training).numpy(),
+                                   grouped(x, training=training).numpy(), rtol=1e-3, atol=1e-3)
+    for a, b in zip(loop.non_trainable_weights, grouped.non_trainable_weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("options", [{}, {"hard_shared_layers": 4}])
+def test_per_task_stream_network_gradients_equal_the_stacked_network(options):
+    skip_without_grouped_gradients()
+    loop, grouped = loop_and_grouped_networks(options)
+    # Batch 3 with 1x1 stride-2 shortcuts: the case whose oneDNN gradient corrupts the heap
+    # unless StackedConv2D subsamples first (see StackedConv2D._conv).
+    x = tf.constant(random((T, 3, 16, 16, 3), seed=5))
+    grads = []
+    for network in (loop, grouped):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(network(x, training=True)))
+        grads.append(tape.gradient(loss, network.trainable_weights))
+    for a, b in zip(*grads, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_per_task_stream_network_saves_and_loads(tmp_path):
+    loop, _ = loop_and_grouped_networks({"cross_stitch": True, "hard_shared_layers": 2})
+    path = tmp_path / "streams.keras"
+    loop.save(path)
+    restored = keras.saving.load_model(path)
+    x = random((T, 2, 16, 16, 3), seed=6)
+    np.testing.assert_allclose(restored(x).numpy(), loop(x).numpy(), rtol=1e-6, atol=1e-6)

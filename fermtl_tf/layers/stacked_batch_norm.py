@@ -9,7 +9,7 @@ shift §2.3 tries to remove, so statistics are computed per task.
 import keras
 import tensorflow as tf
 
-from fermtl_tf.layers.task_slices import check_task_axis, initialize_per_task
+from fermtl_tf.layers.task_slices import check_task_axis, initialize_per_task, is_per_task
 
 
 @keras.saving.register_keras_serializable(package="fermtl_tf")
@@ -22,7 +22,9 @@ class StackedBatchNormalization(keras.layers.Layer):
     (``moving = moving * momentum + batch * (1 - momentum)``); in inference the moving
     statistics of task ``t`` are used. ``gamma``, ``beta``, ``moving_mean`` and
     ``moving_variance`` have shape ``(C, T)``: the task axis is last, like every stacked weight.
-    Float16/bfloat16 inputs are normalised in float32, as Keras does.
+    Float16/bfloat16 inputs are normalised in float32, as Keras does. A list of T task tensors
+    ``(B, ..., C)`` is accepted too and gives a list back (per-task streams, see
+    ``StackedConv2D``): the same function, without a stacked copy of the activations.
 
     Example:
         >>> layer = StackedBatchNormalization(num_tasks=2)
@@ -61,7 +63,8 @@ class StackedBatchNormalization(keras.layers.Layer):
         self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
 
     def build(self, input_shape):
-        check_task_axis(self.__class__.__name__, input_shape, self.num_tasks, min_rank=3)
+        input_shape = check_task_axis(self.__class__.__name__, input_shape, self.num_tasks,
+                                      min_rank=3)
         shape = (int(input_shape[-1]), self.num_tasks)
 
         def weight(name, initializer, trainable, regularizer=None):
@@ -82,7 +85,7 @@ class StackedBatchNormalization(keras.layers.Layer):
         self.moving_mean = weight("moving_mean", self.moving_mean_initializer, False)
         self.moving_variance = weight("moving_variance", self.moving_variance_initializer, False)
 
-    def _per_task(self, value, rank):
+    def _broadcastable(self, value, rank):
         """(C, T) -> (T, 1, ..., 1, C), broadcastable against a rank-``rank`` input."""
         return tf.reshape(tf.transpose(value), [self.num_tasks] + [1] * (rank - 2) + [-1])
 
@@ -90,23 +93,57 @@ class StackedBatchNormalization(keras.layers.Layer):
         """(T, 1, ..., 1, C) -> (C, T)."""
         return tf.transpose(tf.reshape(value, [self.num_tasks, -1]))
 
+    def _update_moving_statistics(self, mean, variance):
+        """``moving = moving * momentum + batch * (1 - momentum)``; statistics as ``(C, T)``."""
+        m = self.momentum
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            moving.assign(moving * m + tf.cast(batch, moving.dtype) * (1.0 - m))
+
+    def _compute_dtype_of(self, inputs):
+        return tf.float32 if inputs.dtype in (tf.float16, tf.bfloat16) else inputs.dtype
+
     def call(self, inputs, training=None):
-        compute_dtype = tf.float32 if inputs.dtype in (tf.float16, tf.bfloat16) else inputs.dtype
+        if is_per_task(inputs):
+            return self._call_per_task(list(inputs), training)
+        compute_dtype = self._compute_dtype_of(inputs)
         x = tf.cast(inputs, compute_dtype)
         rank = x.shape.rank
         if training and self.trainable:
             mean, variance = tf.nn.moments(x, axes=list(range(1, rank - 1)), keepdims=True)
-            m = self.momentum
-            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-                batch = tf.cast(self._to_weight_layout(batch), moving.dtype)
-                moving.assign(moving * m + batch * (1.0 - m))
+            self._update_moving_statistics(self._to_weight_layout(mean),
+                                           self._to_weight_layout(variance))
         else:
-            mean = self._per_task(tf.cast(self.moving_mean, compute_dtype), rank)
-            variance = self._per_task(tf.cast(self.moving_variance, compute_dtype), rank)
-        gamma = self._per_task(tf.cast(self.gamma, compute_dtype), rank) if self.scale else None
-        beta = self._per_task(tf.cast(self.beta, compute_dtype), rank) if self.center else None
+            mean = self._broadcastable(tf.cast(self.moving_mean, compute_dtype), rank)
+            variance = self._broadcastable(tf.cast(self.moving_variance, compute_dtype), rank)
+        gamma = self._broadcastable(tf.cast(self.gamma, compute_dtype), rank) if self.scale else None
+        beta = self._broadcastable(tf.cast(self.beta, compute_dtype), rank) if self.center else None
         outputs = tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
         return tf.cast(outputs, self.compute_dtype)
+
+    def _columns(self, weight, dtype):
+        """The T task columns of a ``(C, T)`` weight (T Nones for an absent weight)."""
+        if weight is None:
+            return [None] * self.num_tasks
+        return tf.unstack(tf.cast(weight, dtype), self.num_tasks, axis=-1)
+
+    def _call_per_task(self, inputs, training):
+        """A list of T task tensors in, a list of T out: exactly T ``BatchNormalization`` calls
+        (``tf.nn.moments`` + ``tf.nn.batch_normalization`` per task, as Keras computes them)."""
+        compute_dtype = self._compute_dtype_of(inputs[0])
+        xs = [tf.cast(x, compute_dtype) for x in inputs]
+        if training and self.trainable:
+            moments = [tf.nn.moments(x, axes=list(range(x.shape.rank - 1))) for x in xs]
+            means, variances = [m for m, _ in moments], [v for _, v in moments]
+            self._update_moving_statistics(tf.stack(means, axis=-1),
+                                           tf.stack(variances, axis=-1))
+        else:
+            means = self._columns(self.moving_mean, compute_dtype)
+            variances = self._columns(self.moving_variance, compute_dtype)
+        task_weights = zip(xs, means, variances, self._columns(self.beta, compute_dtype),
+                           self._columns(self.gamma, compute_dtype), strict=True)
+        return [tf.cast(tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon),
+                        self.compute_dtype)
+                for x, mean, variance, beta, gamma in task_weights]
 
     def compute_output_shape(self, input_shape):
         return input_shape

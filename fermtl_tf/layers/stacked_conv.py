@@ -7,22 +7,25 @@ Eqs. 1-3) can couple them. This layer owns that stacked kernel.
 """
 
 import functools
+import re
 
 import keras
 import tensorflow as tf
 
-from fermtl_tf.layers.task_slices import add_task_kernel_and_bias, check_task_axis
+from fermtl_tf.layers.task_slices import add_task_kernel_and_bias, check_task_axis, is_per_task
 
 IMPLEMENTATIONS = ("auto", "loop", "grouped")
 
 
 @functools.cache
-def grouped_gradients_supported():
-    """Whether this TensorFlow build can differentiate a grouped convolution on the CPU.
+def grouped_gradient_problem():
+    """Why this TensorFlow build cannot differentiate a grouped convolution on the CPU, or None.
 
-    With oneDNN (the default on x86-64 Linux) it can; without it (e.g.
-    ``TF_ENABLE_ONEDNN_OPTS=0``, some ARM/macOS builds) TensorFlow raises "Gradients for grouped
-    convolutions are not supported on CPU". Probed once, eagerly, on a 1x1x1x2 input.
+    With oneDNN (the x86-64 Linux default on CPUs with AVX-512) it can; without it (AMD EPYC
+    without AVX-512, ``TF_ENABLE_ONEDNN_OPTS=0``, some ARM/macOS builds) TensorFlow raises
+    "Gradients for grouped convolutions are not supported on CPU". Probed once, eagerly, by
+    running both gradient ops of a 2-group convolution on a 1x1x1x2 input; the returned text is
+    TensorFlow's own message, for skips and benchmark reports.
     """
     with tf.init_scope(), tf.device("/CPU:0"):
         x, kernel, dy = tf.ones((1, 1, 1, 2)), tf.ones((1, 1, 1, 2)), tf.ones((1, 1, 1, 2))
@@ -33,17 +36,23 @@ def grouped_gradients_supported():
             tf.raw_ops.Conv2DBackpropFilter(
                 input=x, filter_sizes=tf.shape(kernel), out_backprop=dy, strides=[1, 1, 1, 1],
                 padding="VALID").numpy()
-        except (tf.errors.OpError, ValueError):
-            return False
-    return True
+        except (tf.errors.OpError, ValueError) as error:
+            message = getattr(error, "message", None) or str(error)
+            message = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:.*$", "", message.strip().splitlines()[0])
+            return f"{type(error).__name__}: {message}"
+    return None
 
 
 def resolve_implementation(implementation):
     """Map ``"auto"`` to the measured-fastest form that works on the visible device.
 
-    CPU (measured, ``benchmarks/stacked_conv_implementations.py``; figures in the
-    ``StackedConv2D`` docstring): ``"grouped"`` when the build can differentiate grouped
-    convolutions on the CPU (oneDNN), else ``"loop"``. GPU (not measured in this project):
+    CPU: ``"loop"``, on every CPU. In the stacked ResNet it runs as per-task streams (see
+    ``fermtl_tf.methods.hu2018.stacked_resnet``) and was measured faster than ``"grouped"`` even
+    where grouped convolutions can be differentiated (oneDNN, AVX-512), and it is the only
+    form where they cannot (``grouped_gradient_problem``): 2-task ResNet-34 step / two
+    single-task steps, process CPU time, 2 shared Xeon cores, TF 2.21, oneDNN: 1.07 (loop)
+    vs 1.17 (grouped) at batch 8 per task, width 32; 1.07 vs 1.14 at batch 16, width 64
+    (``benchmarks/stacked_vs_separate_step.py``). GPU (not measured in this project):
     ``"grouped"``, one cuDNN grouped convolution instead of T small launches; pass
     ``implementation="loop"`` explicitly if a GPU measurement says otherwise.
     """
@@ -51,9 +60,7 @@ def resolve_implementation(implementation):
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}; got {implementation!r}")
     if implementation != "auto":
         return implementation
-    if tf.config.list_physical_devices("GPU") or grouped_gradients_supported():
-        return "grouped"
-    return "loop"
+    return "grouped" if tf.config.list_physical_devices("GPU") else "loop"
 
 
 def _pair(value, name):
@@ -77,21 +84,24 @@ class StackedConv2D(keras.layers.Layer):
     ``kernel_regularizer`` sees the whole 5-D kernel, which is where
     ``TensorTraceNorm`` attaches (Hu et al. 2018, §2.2).
 
-    ``implementation``:
-      * ``"loop"``: one ``tf.nn.convolution`` per task over the static task axis.
+    The input may also be a list of T per-task tensors ``(B, H, W, C_in)``; the output is
+    then a list too (per-task streams: T plain convolutions, nothing stacked; this is how the
+    stacked ResNet runs with ``"loop"``, so that only the kernel is stacked).
+
+    ``implementation`` (for a stacked input):
+      * ``"loop"``: ``tf.unstack`` on the task axis, one ``tf.nn.convolution`` per task,
+        ``tf.stack``.
       * ``"grouped"``: tasks folded into channels, one grouped convolution (``groups=T``).
-      * ``"auto"`` (default): ``"grouped"`` where it can be differentiated (GPU, or CPU with
-        oneDNN — the x86-64 Linux default), else ``"loop"``.
-    Measured on this project's CPU (2 shared cores, TF 2.21, oneDNN, compiled forward+backward,
-    ``benchmarks/stacked_conv_implementations.py --repeats 7``), T=2, 3x3 "same", batch 16
-    per task: 24 px 64->64 loop 0.033 s / grouped 0.013 s; 12 px 128->128 0.053 / 0.022;
-    6 px 256->256 0.060 / 0.050; 3 px 512->512 0.101 / 0.076; the issue's 32x24x24 64->64
-    case 0.072 / 0.057. Grouped wins at every stage. (The issue's "grouped is 11x slower"
-    figure comes from ``keras.layers.Conv2D(groups=T)``, which Keras routes through an XLA
-    fallback on CPU: 0.71 s here; this layer calls ``tf.nn.convolution`` directly.) An
-    im2col + batched-matmul form was faster still at 6 and 3 px (0.036 s, 0.040 s) but slower
-    at 24 and 12 px; it is not offered. The GPU choice was *not* measured (no GPU was
-    available); it follows the expectation that one cuDNN grouped call beats T launches.
+        Its gradient needs oneDNN on a CPU (``grouped_gradient_problem`` says why not).
+      * ``"auto"`` (default): ``"loop"`` on every CPU, ``"grouped"`` on a GPU (see
+        ``resolve_implementation`` for the measurement behind it).
+    The earlier layer-level figures that favoured ``"grouped"`` (0.013 s vs 0.033 s at
+    24 px) measured a loop that indexed the stacked input T times; that form's gradient was
+    the cost, not the T convolutions. (The issue's "grouped is 11x slower" figure comes from
+    ``keras.layers.Conv2D(groups=T)``, which Keras routes through an XLA fallback on CPU;
+    this layer calls ``tf.nn.convolution`` directly.) The GPU choice was *not* measured (no
+    GPU was available); it follows the expectation that one cuDNN grouped call beats T
+    launches.
 
     Args:
         filters: output channels per task.
@@ -156,23 +166,58 @@ class StackedConv2D(keras.layers.Layer):
         self._implementation = resolve_implementation(implementation)
 
     def build(self, input_shape):
-        check_task_axis(self.__class__.__name__, input_shape, self.num_tasks, min_rank=5)
+        input_shape = check_task_axis(self.__class__.__name__, input_shape, self.num_tasks,
+                                      min_rank=5)
         in_channels = int(input_shape[-1])
         add_task_kernel_and_bias(self, (*self.kernel_size, in_channels, self.filters),
                                  self.filters)
 
     def _conv(self, x, kernel):
+        """``tf.nn.convolution``; a 1x1 strided kernel as subsampling + a 1x1 stride-1 conv.
+
+        The two are the same function (a 1x1 window needs no padding, "same" or "valid", so
+        output pixel i reads input pixel i * stride). The detour avoids a TF 2.21 oneDNN bug:
+        the CPU gradient of a 1x1 stride-2 convolution corrupts the heap at some small odd
+        batch sizes (seen in eager mode at batch 1, 3 and 5 on 16x16 inputs, with plain
+        ``keras.layers.Conv2D`` too), which the projection shortcuts of the per-task
+        streams would otherwise hit.
+        """
+        strides = self.strides
+        if self.kernel_size == (1, 1) and max(strides) > 1:
+            x = x[:, :: strides[0], :: strides[1], :]
+            strides = (1, 1)
         return tf.nn.convolution(
             x,
             kernel,
-            strides=self.strides,
+            strides=strides,
             padding=self.padding.upper(),
             dilations=self.dilation_rate,
         )
 
-    def _call_loop(self, inputs, kernel):
-        outputs = [self._conv(inputs[t], kernel[..., t]) for t in range(self.num_tasks)]
-        return tf.stack(outputs, axis=0)
+    def _task_kernels(self, kernel):
+        """The T task kernels ``(kh, kw, C, F)`` of the stacked ``(kh, kw, C, F, T)`` kernel.
+
+        Task slices interleave in memory (the task axis is last, as the trace norm wants), so
+        some copy is unavoidable; this one is a 2-D ``(N, T) -> (T, N)`` transpose, whose
+        gradient is one transpose back. Copy cost per step on the 36 kernels of a width-32
+        ResNet-34, one thread, forward + gradient (``benchmarks/stacked_kernel_split.py``):
+        14 ms with oneDNN / 24 ms without, against 25 / 25 ms for ``tf.unstack(kernel,
+        axis=-1)``, 14 / 44 ms for a 5-D transpose and 134 / 137 ms for T strided slices
+        (``kernel[..., t]``, whose gradients are zero-filled full-size tensors).
+        """
+        flat = tf.transpose(tf.reshape(kernel, (-1, self.num_tasks)))
+        return [tf.reshape(k, kernel.shape[:-1]) for k in tf.unstack(flat, self.num_tasks)]
+
+    def _task_convolutions(self, inputs, kernel):
+        """T task inputs ``(B, H, W, C)`` -> T outputs, task ``t`` convolved with slice ``t``.
+
+        A stacked input is split with one ``tf.unstack`` on the task axis (the leading one, so
+        TensorFlow shares its buffer; the gradient is one stack), not indexed T times: the
+        gradient of T strided slices is T zero-filled full-size tensors summed, which made the
+        stacked ResNet-34 step cost 1.8x the two separate networks.
+        """
+        kernels = self._task_kernels(kernel)
+        return [self._conv(x, k) for x, k in zip(inputs, kernels, strict=True)]
 
     def _call_grouped(self, inputs, kernel):
         """(T,B,H,W,C) -> (B,H,W,T*C); kernel -> (kh,kw,C,T*F) grouped by task; then back."""
@@ -187,12 +232,26 @@ class StackedConv2D(keras.layers.Layer):
         y = tf.reshape(y, tf.concat([out_shape[:3], [t, f]], axis=0))
         return tf.transpose(y, [3, 0, 1, 2, 4])
 
+    def _call_per_task(self, inputs):
+        """A list of T task tensors in, a list of T out: T plain convolutions, nothing stacked."""
+        dtype = inputs[0].dtype
+        outputs = self._task_convolutions(inputs, tf.cast(self.kernel, dtype))
+        if self.use_bias:
+            biases = tf.unstack(tf.cast(self.bias, dtype), self.num_tasks, axis=-1)
+            outputs = [y + b for y, b in zip(outputs, biases, strict=True)]
+        if self.activation is not None:
+            outputs = [self.activation(y) for y in outputs]
+        return outputs
+
     def call(self, inputs):
+        if is_per_task(inputs):
+            return self._call_per_task(list(inputs))
         kernel = tf.cast(self.kernel, inputs.dtype)
         if self._implementation == "grouped":
             outputs = self._call_grouped(inputs, kernel)
         else:
-            outputs = self._call_loop(inputs, kernel)
+            outputs = tf.stack(self._task_convolutions(tf.unstack(inputs, self.num_tasks),
+                                                       kernel))
         if self.use_bias:
             bias = tf.transpose(tf.cast(self.bias, outputs.dtype))
             outputs = outputs + bias[:, None, None, None, :]
@@ -201,6 +260,9 @@ class StackedConv2D(keras.layers.Layer):
         return outputs
 
     def compute_output_shape(self, input_shape):
+        if is_per_task(input_shape):
+            return [self.compute_output_shape((self.num_tasks, *shape))[1:]
+                    for shape in input_shape]
         spatial = []
         for size, k, s, d in zip(
             input_shape[2:4], self.kernel_size, self.strides, self.dilation_rate, strict=True

@@ -49,8 +49,32 @@ def initialize_per_task(initializer, num_tasks):
     return init
 
 
+def is_per_task(value):
+    """True when ``value`` holds per-task streams: a list of T tensors (or of T shapes).
+
+    The stacked layers accept a task-stacked tensor ``(T, B, ...)`` or the T task tensors
+    ``(B, ...)`` as a list; the list form lets a network keep each task's activations apart
+    between layers, with no stack/unstack copies (see ``StackedConv2D``).
+    """
+    return isinstance(value, (list, tuple)) and len(value) > 0 and not isinstance(
+        value[0], (int, type(None)))
+
+
 def check_task_axis(layer_name, input_shape, num_tasks, min_rank):
-    """Raise a clear error unless the input is ``(T, B, ..., C)`` with ``T == num_tasks``."""
+    """The stacked ``(T, B, ..., C)`` shape of the input; raise a clear error if it is not one.
+
+    ``input_shape`` is either a stacked shape or a list of T per-task shapes ``(B, ..., C)``
+    (which must agree but for the batch size).
+    """
+    if is_per_task(input_shape):
+        shapes = [tuple(shape) for shape in input_shape]
+        if len(shapes) != num_tasks or len({shape[1:] for shape in shapes}) != 1:
+            raise ValueError(
+                f"{layer_name} was built for num_tasks={num_tasks}; as a list its input must "
+                f"be {num_tasks} per-task tensors of one shape; got shapes {shapes}."
+            )
+        input_shape = (num_tasks, *shapes[0])
+    input_shape = tuple(input_shape)
     if len(input_shape) < min_rank:
         raise ValueError(
             f"{layer_name} expects inputs of rank >= {min_rank} with a leading task axis "
@@ -63,6 +87,7 @@ def check_task_axis(layer_name, input_shape, num_tasks, min_rank):
         )
     if input_shape[-1] is None:
         raise ValueError(f"{layer_name} needs a known channel (last) axis; got {input_shape}.")
+    return input_shape
 
 
 def add_task_kernel_and_bias(layer, kernel_shape, units):

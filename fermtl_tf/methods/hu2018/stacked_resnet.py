@@ -28,6 +28,15 @@ The same builder gives every sharing scheme of Table 4:
   a shared layer are therefore computed over all tasks' images, as in one shared trunk.
 * **cross-stitch** (Misra et al. 2016): a ``CrossStitch`` unit after every residual stage
   whose output is task specific.
+
+Two internal forms compute the same function with the same weights (same names), chosen by
+the resolved ``StackedConv2D`` implementation: with ``"grouped"`` the activations between
+layers are task-stacked tensors ``(T, B, ...)``; with ``"loop"`` the input is unstacked once
+into T per-task streams ``(B, ...)`` that stay apart until the pooled features are stacked,
+so the network runs exactly the T single-task networks' operations (the stacked layers take
+and return lists; only the kernels are stacked, for the trace norm) and pays no per-layer
+stack/unstack copies. Only cross-stitch units (which mix tasks) stack the streams, and
+shared layers concatenate them along the batch.
 """
 
 import keras
@@ -35,6 +44,8 @@ import tensorflow as tf
 
 from fermtl_tf.backbones.resnet import STAGE_BLOCKS, STEMS
 from fermtl_tf.layers import CrossStitch, StackedBatchNormalization, StackedConv2D
+from fermtl_tf.layers.stacked_conv import resolve_implementation
+from fermtl_tf.layers.task_slices import is_per_task
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
@@ -56,6 +67,8 @@ class TaskShared(keras.layers.Wrapper):
     """
 
     def build(self, input_shape):
+        if is_per_task(input_shape):  # per-task streams: T shapes (B, ...)
+            input_shape = (len(input_shape), *input_shape[0])
         if len(input_shape) < 3:
             raise ValueError(f"TaskShared expects inputs (T, B, ...); got {tuple(input_shape)}")
         if not self.layer.built:
@@ -63,6 +76,10 @@ class TaskShared(keras.layers.Wrapper):
         self.built = True
 
     def call(self, inputs, training=None):
+        if is_per_task(inputs):
+            sizes = [tf.shape(x)[0] for x in inputs]
+            outputs = self.layer(tf.concat(inputs, axis=0), training=training)
+            return tf.split(outputs, sizes, axis=0)
         num_tasks = inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0]
         shape = tf.shape(inputs)
         merged = tf.reshape(inputs, tf.concat([[-1], shape[2:]], axis=0))
@@ -71,8 +88,68 @@ class TaskShared(keras.layers.Wrapper):
         return tf.reshape(outputs, tf.concat([[num_tasks, -1], out_shape[1:]], axis=0))
 
     def compute_output_shape(self, input_shape):
+        if is_per_task(input_shape):
+            return [tuple(self.layer.compute_output_shape(tuple(shape))) for shape in input_shape]
         inner = self.layer.compute_output_shape((None, *input_shape[2:]))
         return (input_shape[0], input_shape[1], *inner[1:])
+
+
+@keras.saving.register_keras_serializable(package="fermtl_tf")
+class UnstackTasks(keras.layers.Layer):
+    """``(T, B, ...) -> [T x (B, ...)]``: split a task-stacked tensor into per-task streams."""
+
+    def __init__(self, num_tasks, **kwargs):
+        super().__init__(**kwargs)
+        self.num_tasks = int(num_tasks)
+
+    def call(self, inputs):
+        return tf.unstack(inputs, self.num_tasks, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return [tuple(input_shape[1:])] * self.num_tasks
+
+    def get_config(self):
+        return {**super().get_config(), "num_tasks": self.num_tasks}
+
+
+@keras.saving.register_keras_serializable(package="fermtl_tf")
+class StackTasks(keras.layers.Layer):
+    """``[T x (B, ...)] -> (T, B, ...)``: stack per-task streams on a leading task axis."""
+
+    def call(self, inputs):
+        return tf.stack(list(inputs), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (len(input_shape), *input_shape[0])
+
+
+def _elementwise(layer, *inputs):
+    """A weightless elementwise layer (ReLU; Add of several inputs) on every task's activations:
+    once per task on per-task streams, once on stacked tensors."""
+    def apply(args):
+        return layer(list(args)) if len(args) > 1 else layer(args[0])
+
+    if is_per_task(inputs[0]):
+        return [apply(args) for args in zip(*inputs, strict=True)]
+    return apply(inputs)
+
+
+def _pool(x, pool_class, name, **options):
+    """A pooling layer on every task: on each per-task stream, or on a stacked tensor with the
+    task axis folded into the batch (``TaskShared``)."""
+    if is_per_task(x):
+        pool = pool_class(name=name, **options)
+        return [pool(stream) for stream in x]
+    return TaskShared(pool_class(**options), name=name)(x)
+
+
+def _cross_stitch(x, num_tasks, name):
+    """A ``CrossStitch`` unit; it mixes the tasks, so per-task streams are stacked for it."""
+    if not is_per_task(x):
+        return CrossStitch(num_tasks, name=name)(x)
+    stacked = StackTasks(name=f"{name}_stack")(x)
+    mixed = CrossStitch(num_tasks, name=name)(stacked)
+    return UnstackTasks(num_tasks, name=f"{name}_unstack")(mixed)
 
 
 def main_path_conv_names(depth):
@@ -141,18 +218,19 @@ class _Builder:
             x = StackedBatchNormalization(self.num_tasks, momentum=BN_MOMENTUM,
                                           epsilon=BN_EPSILON, name=f"{name}_bn")(x)
         if relu:
-            x = keras.layers.ReLU(name=f"{name}_relu")(x)
+            x = _elementwise(keras.layers.ReLU(name=f"{name}_relu"), x)
         return x
 
     def block(self, x, filters, strides, name):
         """BasicBlock: two 3x3 convs plus identity (or 1x1 projection) shortcut, then ReLU."""
         shortcut = x
-        if strides != 1 or x.shape[-1] != filters:
+        channels = (x[0] if is_per_task(x) else x).shape[-1]
+        if strides != 1 or channels != filters:
             shortcut = self.conv_bn(x, filters, 1, strides, f"{name}_shortcut_conv", relu=False)
         y = self.conv_bn(x, filters, 3, strides, f"{name}_conv1")
         y = self.conv_bn(y, filters, 3, 1, f"{name}_conv2", relu=False)
-        y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
-        return keras.layers.ReLU(name=f"{name}_out")(y)
+        y = _elementwise(keras.layers.Add(name=f"{name}_add"), shortcut, y)
+        return _elementwise(keras.layers.ReLU(name=f"{name}_out"), y)
 
 
 def build_stacked_resnet(num_tasks=2, depth=34, width=64, input_shape=(96, 96, 3),
@@ -169,7 +247,9 @@ def build_stacked_resnet(num_tasks=2, depth=34, width=64, input_shape=(96, 96, 3
         kernel_regularizer: e.g. ``TensorTraceNorm``; attached to every stacked main-path
             conv kernel (and the stacked shortcuts with ``regularize_shortcuts``).
         cross_stitch: a ``CrossStitch`` unit after every task-specific residual stage.
-        implementation: ``StackedConv2D`` implementation ("auto" | "loop" | "grouped").
+        implementation: ``StackedConv2D`` implementation ("auto" | "loop" | "grouped"); it
+            also picks the internal form (per-task streams for "loop", see the module
+            docstring).
         name: model name (default ``stacked_resnet{depth}``).
 
     Example:
@@ -187,20 +267,25 @@ def build_stacked_resnet(num_tasks=2, depth=34, width=64, input_shape=(96, 96, 3
     builder = _Builder(int(num_tasks), shared, kernel_regularizer, regularize_shortcuts,
                        implementation)
     inputs = keras.Input(batch_shape=(int(num_tasks), None, *input_shape), name="images")
+    x = inputs
+    if resolve_implementation(implementation) == "loop":
+        x = UnstackTasks(int(num_tasks), name="unstack_tasks")(x)
     if stem == "imagenet":
-        x = builder.conv_bn(inputs, width, 7, 2, "stem_conv")
-        x = TaskShared(keras.layers.MaxPooling2D(3, strides=2, padding="same"),
-                       name="stem_pool")(x)
+        x = builder.conv_bn(x, width, 7, 2, "stem_conv")
+        x = _pool(x, keras.layers.MaxPooling2D, "stem_pool", pool_size=3, strides=2,
+                  padding="same")
     else:
-        x = builder.conv_bn(inputs, width, 3, 1, "stem_conv")
+        x = builder.conv_bn(x, width, 3, 1, "stem_conv")
     for stage, blocks in enumerate(STAGE_BLOCKS[depth], start=1):
         filters = int(width) * 2 ** (stage - 1)
         for block in range(1, blocks + 1):
             strides = 2 if stage > 1 and block == 1 else 1
             x = builder.block(x, filters, strides, f"stage{stage}_block{block}")
         if cross_stitch and num_tasks > 1 and f"stage{stage}_block{blocks}_conv2" not in shared:
-            x = CrossStitch(int(num_tasks), name=f"stage{stage}_cross_stitch")(x)
-    features = TaskShared(keras.layers.GlobalAveragePooling2D(), name="avg_pool")(x)
+            x = _cross_stitch(x, int(num_tasks), f"stage{stage}_cross_stitch")
+    features = _pool(x, keras.layers.GlobalAveragePooling2D, "avg_pool")
+    if is_per_task(features):
+        features = StackTasks(name="stack_tasks")(features)
     return keras.Model(inputs, features, name=name or f"stacked_resnet{depth}")
 
 
