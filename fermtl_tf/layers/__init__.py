@@ -1,7 +1,12 @@
-"""Keras layers for multi-task sharing: stacked-task layers, gradient reversal, cross-stitch."""
+"""Keras layers for multi-task sharing: stacked-task layers, gradient reversal (and its
+schedule callback), cross-stitch."""
 
 from fermtl_tf.layers.cross_stitch import CrossStitch
-from fermtl_tf.layers.gradient_reversal import GradientReversal
+from fermtl_tf.layers.gradient_reversal import (
+    GradientReversal,
+    GradientReversalSchedule,
+    ganin_lambda,
+)
 from fermtl_tf.layers.stacked_batch_norm import StackedBatchNormalization
 from fermtl_tf.layers.stacked_conv import StackedConv2D
 from fermtl_tf.layers.stacked_dense import StackedDense
@@ -9,7 +14,9 @@ from fermtl_tf.layers.stacked_dense import StackedDense
 __all__ = [
     "CrossStitch",
     "GradientReversal",
+    "GradientReversalSchedule",
     "StackedBatchNormalization",
     "StackedConv2D",
     "StackedDense",
+    "ganin_lambda",
 ]
