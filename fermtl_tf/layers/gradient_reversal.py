@@ -6,7 +6,7 @@ The dataset classifier ``g_Φ`` minimises the cross-entropy while the feature ex
 is solved in one backward pass by putting a gradient reversal layer between the features and
 ``g_Φ``: identity forward, gradient multiplied by ``-scale`` backward.
 
-:class:`GradientReversalSchedule` ramps the scale as Ganin & Lempitsky do (§5 of their paper):
+:class:`GradientReversalSchedule` ramps the scale as in Ganin & Lempitsky's experiments:
 ``λ_p = 2 / (1 + exp(-γ p)) - 1`` with γ = 10 and p the training progress from 0 to 1, which
 suppresses the noisy domain-classifier signal early in training. Hu et al. 2018 state no
 schedule; the configurations choose.
