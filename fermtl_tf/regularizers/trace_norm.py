@@ -39,8 +39,9 @@ is sketched: Q (l orthonormal columns on A's smaller side) and ``B = Qᵀ A`` (o
 is tall). Two modes:
 
 * ``svd="randomized"`` approximates the trace norm itself. ``‖B‖*`` (all l singular values of B)
-  is a lower bound, and with the residual ``R = A - Q B`` (rank <= k - l, ``‖R‖_F² = ‖A‖_F² -
-  ‖B‖_F²``):  ``‖B‖* <= ‖A‖* <= ‖B‖* + sqrt((k - l) (‖A‖_F² - ‖B‖_F²))``. The sketch is used only
+  is a lower bound, and with the residual ``R = A - Q B`` (rank <= k - l, formed explicitly, since
+  ``‖A‖_F² - ‖B‖_F²`` cancels in float32):  ``‖B‖* <= ‖A‖* <= ‖B‖* + sqrt(k - l) ‖R‖_F``
+  (‖R‖* <= sqrt(rank R) ‖R‖_F, and ‖A‖* <= ‖Q B‖* + ‖R‖*). The sketch is used only
   when that certified gap is at most ``tolerance · ‖B‖*`` (so the relative error is at most
   ``tolerance``); otherwise the exact Gram path gives the value and gradient (a ``tf.cond``:
   one branch runs). A spectrum that has decayed to rank < l passes; the flat spectrum of a
@@ -170,21 +171,27 @@ def _spectral_parts(a, rtol, top=None):
 
 
 def _sketched_parts(a, size, power_iterations, seed, rtol, top=None):
-    """``(‖B‖* over the ``top`` (default all) singular values, lifted P, tall, ‖B‖_F²)`` for
+    """``(‖B‖* over the top singular values (default all), lifted P, tall, ‖A - Q B‖_F²)`` for
     the sketch ``B = Qᵀ A`` (wide A) or ``A Q`` (tall A). Lifting: the wide gradient
     ``Q (P_B B) = (Q P_B Qᵀ) A`` and the tall ``(B P_B) Qᵀ = A (Q P_B Qᵀ)``, so one small-side
-    ``P = Q P_B Qᵀ`` serves both, as in ``_spectral_parts``."""
-    q, b, _ = sketch(a, size, power_iterations, seed)
+    ``P = Q P_B Qᵀ`` serves both, as in ``_spectral_parts``. The residual is formed
+    explicitly: ``‖A‖_F² - ‖B‖_F²`` would cancel to float32 rounding exactly when it is small.
+    The residual is computed lazily (a closure): only ``svd="randomized"`` needs it."""
+    q, b, wide = sketch(a, size, power_iterations, seed)
     value, projector_b, _ = _spectral_parts(b, rtol, top)
     projector = tf.matmul(tf.matmul(q, projector_b), q, transpose_b=True)
-    return value, projector, int(a.shape[0]) >= int(a.shape[1]), tf.reduce_sum(tf.square(b))
+
+    def residual_sq():
+        lifted = tf.matmul(q, b) if wide else tf.matmul(b, q, transpose_b=True)
+        return tf.reduce_sum(tf.square(a - lifted))
+
+    return value, projector, int(a.shape[0]) >= int(a.shape[1]), residual_sq
 
 
-def certified_gap(frobenius_sq, sketch_frobenius_sq, smaller_side, sketch_size_):
+def certified_gap(residual_sq, smaller_side, sketch_size_):
     """Upper bound of ``‖A‖* - ‖B‖*`` for a sketch B of A with ``sketch_size_`` probes:
-    ``sqrt((k - l) · (‖A‖_F² - ‖B‖_F²))`` (see the module docstring)."""
-    residual = tf.maximum(frobenius_sq - sketch_frobenius_sq, 0.0)
-    return tf.sqrt(float(smaller_side - sketch_size_) * residual)
+    ``sqrt(k - l) · ‖A - Q B‖_F`` (the residual has rank <= k - l; module docstring)."""
+    return tf.sqrt(float(smaller_side - sketch_size_) * tf.maximum(residual_sq, 0.0))
 
 
 def matrix_trace_norm(a, svd="exact", rank=None, oversampling=10, power_iterations=2,
@@ -210,9 +217,9 @@ def matrix_trace_norm(a, svd="exact", rank=None, oversampling=10, power_iteratio
             return _spectral_parts(a, rtol)
         if svd == "randomized_fixed":
             return _sketched_parts(a, size, power_iterations, seed, rtol, top=rank)[:3]
-        value, projector, tall, sketch_sq = _sketched_parts(a, size, power_iterations, seed,
-                                                            rtol)
-        gap = certified_gap(tf.reduce_sum(tf.square(a)), sketch_sq, smaller, size)
+        value, projector, tall, residual_sq = _sketched_parts(a, size, power_iterations, seed,
+                                                              rtol)
+        gap = certified_gap(residual_sq(), smaller, size)
         value, projector = tf.cond(gap <= tolerance * value, lambda: (value, projector),
                                    lambda: _spectral_parts(a, rtol)[:2])
         return value, projector, tall
