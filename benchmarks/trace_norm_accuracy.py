@@ -11,7 +11,8 @@ then 3x3 convs 64x6, 128x8, 256x12, 512x6 with the stage-entry convs widening), 
 
 For each Tucker / TT / LAF tensor trace norm (sum over unfoldings, γ_i = 1) and SVD mode
 (``exact`` Gram path, ``randomized`` certified within ``--tolerance``, ``randomized_fixed`` the
-top-``--rank`` estimate) it reports, against a float64 NumPy SVD of every unfolding
+top-``--rank`` estimate; the first two also with ``gram_dtype="float64"``, names ending
+``/float64``) it reports, against a float64 NumPy SVD of every unfolding
 (``numpy_trace_norm_and_polar``):
 ``value_rel_error`` |Σ est - Σ exact| / Σ exact over the 33 kernels, ``max_kernel_value_rel_error``,
 ``grad_rel_error`` sqrt(Σ_k ‖G_est - G_exact‖_F² / Σ_k ‖G_exact‖_F²) over the kernels; the same
@@ -42,7 +43,9 @@ TASKS = 2
 #: (width, blocks) of ResNet-34's four stages, width 64.
 STAGES = [(64, 3), (128, 4), (256, 6), (512, 3)]
 METHODS = ("laf", "tucker", "tt")
-SVD_MODES = ("exact", "randomized", "randomized_fixed")
+#: (svd, gram_dtype) pairs; the first is the float32 exact path the others are compared with.
+SVD_MODES = (("exact", None), ("randomized", None), ("randomized_fixed", None),
+             ("exact", "float64"), ("randomized", "float64"))
 
 
 def kernel_shapes():
@@ -137,12 +140,13 @@ def numpy_value_and_gradient(w, method):
 
 # ---- the package's estimates ----------------------------------------------------------------
 
-def compiled_estimate(variables, method, svd, args):
+def compiled_estimate(variables, method, svd, gram_dtype, args):
     @tf.function
     def run():
         with tf.GradientTape() as tape:
             values = [tf.reduce_sum(tensor_trace_norm(v, method, svd=svd, rank=args.rank,
-                                                      tolerance=args.tolerance))
+                                                      tolerance=args.tolerance,
+                                                      gram_dtype=gram_dtype))
                       for v in variables]
             total = tf.add_n(values)
         return values, tape.gradient(total, variables)
@@ -170,12 +174,12 @@ def errors(values, grads, references, prefix):
     }
 
 
-def compare(kernels, references, method, svd, args, exact_path=None):
+def compare(kernels, references, method, svd, gram_dtype, args, exact_path=None):
     """Errors of one SVD mode against the float64 reference and, when given, against the
     float32 exact path's [(value, grad)] (what the sketch itself changes); returns
     (report, [(value, grad)])."""
     variables = [tf.Variable(k.astype(np.float32)) for k in kernels]
-    run = compiled_estimate(variables, method, svd, args)
+    run = compiled_estimate(variables, method, svd, gram_dtype, args)
     _, values, grads = timed(run)  # trace + first run
     seconds = [timed(run)[0] for _ in range(args.rounds)]
     report = errors(values, grads, references, "error")
@@ -203,12 +207,12 @@ def main():
             reference_check[f"{state}/{method}"] = check_reference(kernels[0], method)
             references = [numpy_value_and_gradient(k, method) for k in kernels]
             exact_path = None
-            for svd in SVD_MODES:  # "exact" first
-                results[f"{state}/{method}/{svd}"], outputs = compare(
-                    kernels, references, method, svd, args, exact_path)
+            for svd, gram_dtype in SVD_MODES:  # the float32 exact path first
+                name = f"{state}/{method}/{svd}" + (f"/{gram_dtype}" if gram_dtype else "")
+                results[name], outputs = compare(kernels, references, method, svd, gram_dtype,
+                                                 args, exact_path)
                 exact_path = exact_path or outputs
-                print(f"{state}/{method}/{svd}: {results[f'{state}/{method}/{svd}']}",
-                      file=sys.stderr, flush=True)
+                print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
     print(json.dumps({
         "benchmark": "trace_norm_accuracy", "kernels": len(kernel_shapes()), "tasks": TASKS,
         "width": 64, "dtype": "float32", "reference": "numpy float64 Gram eigh SVD",

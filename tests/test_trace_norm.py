@@ -261,6 +261,21 @@ def test_randomized_value_is_within_the_stated_tolerance(tolerance):
     assert value <= s.sum() + 1e-9
 
 
+def test_float64_gram_resolves_the_near_zero_singular_values_of_a_float32_kernel():
+    # Rank 3 + noise 1e-5: the noise singular values (~1e-5 of σ_max) are below the float32
+    # Gram's zero tolerance, so its gradient misses their unit directions; in float64 the
+    # value and U Vᵀ match float64 SVD of the same float32 numbers.
+    a = low_rank_plus_noise((40, 120), 3, 1e-5 * np.sqrt(120), seed=12).astype(np.float32)
+    reference = a.astype(np.float64)
+    s = np.linalg.svd(reference, compute_uv=False)
+    value32, grad32 = matrix_value_and_gradient(a)
+    value64, grad64 = matrix_value_and_gradient(a, gram_dtype="float64")
+    assert grad64.dtype == np.float32
+    np.testing.assert_allclose(value64, s.sum(), rtol=1e-6)
+    np.testing.assert_allclose(grad64, numpy_polar(reference), atol=1e-6)
+    assert np.linalg.norm(grad32 - numpy_polar(reference)) > 0.5 * np.sqrt(37)  # 37 missing
+
+
 def test_randomized_runs_inside_a_compiled_function():
     a = np.random.default_rng(11).standard_normal((40, 90)).astype(np.float32)
     x = tf.Variable(a)
@@ -321,7 +336,7 @@ def test_unknown_method_is_rejected(w):
 def test_regularizer_serialises_round_trip():
     reg = TensorTraceNorm("tucker", 1e-2, gammas=[1, 2, 3, 4, 5], svd="randomized", rank=8,
                           oversampling=4, power_iterations=1, seed=7, rtol=1e-5,
-                          normalize="sum", tolerance=0.05)
+                          normalize="sum", tolerance=0.05, gram_dtype="float64")
     restored = keras.regularizers.deserialize(keras.regularizers.serialize(reg))
     assert isinstance(restored, TensorTraceNorm)
     assert restored.get_config() == reg.get_config()
