@@ -53,78 +53,136 @@ def gradients_at(loss, first, second):
 # --- distribution matching (Eq. 3-4) ----------------------------------------------------
 
 
-def numpy_dm(emotion_probs, au_probs, table, direction="p_log_q"):
+def numpy_dm(emotion_probs, au_probs, table, direction="p_log_q", form="bernoulli"):
+    """Eq. 3, then Eq. 4 as per-AU Bernoulli cross entropy or as printed (-p log q)."""
     q = emotion_probs @ table  # Eq. 3
-    if direction == "p_log_q":  # Eq. 4 as printed
-        terms = -au_probs * np.log(np.clip(q, EPS, 1))
-    else:
-        terms = -q * np.log(np.clip(au_probs, EPS, 1))
+    p = au_probs
+    if direction == "q_log_p":  # the target is q, the matched distribution p
+        p, q = q, p
+    terms = -p * np.log(np.clip(q, EPS, 1))
+    if form == "bernoulli":
+        terms -= (1 - p) * np.log(np.clip(1 - q, EPS, 1))
     return terms.sum(axis=1).mean()
 
 
+@pytest.mark.parametrize("form", ["bernoulli", "printed"])
 @pytest.mark.parametrize("direction", ["p_log_q", "q_log_p"])
-def test_distribution_matching_matches_eq3_eq4_from_logits(direction):
+def test_distribution_matching_matches_eq3_eq4_from_logits(direction, form):
     emotion_logits = RNG.normal(size=(4, 7)).astype("float32")
     au_logits = RNG.normal(size=(4, 17)).astype("float32")
     table = relatedness_matrix(BASIC7, FACEBEHAVIORNET_AUS, "cognitive", "binary")
-    expected = numpy_dm(softmax(emotion_logits), sigmoid(au_logits), table, direction)
-    got = DistributionMatchingLoss(direction=direction)(emotion_logits, au_logits)
+    expected = numpy_dm(softmax(emotion_logits), sigmoid(au_logits), table, direction, form)
+    got = DistributionMatchingLoss(direction=direction, form=form)(emotion_logits, au_logits)
     np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+def test_bernoulli_is_the_default_form():
+    assert DistributionMatchingLoss().form == "bernoulli"
+
+
+def test_bernoulli_form_on_hand_inputs():
+    # Relatedness [[1, 0], [0.5, 1]], p(class) = (0.5, 0.5): q = (0.75, 0.5).
+    table = np.array([[1.0, 0.0], [0.5, 1.0]], "float32")
+    classes = np.array([[0.5, 0.5]], "float32")
+    labels = np.array([[0.8, 0.1]], "float32")
+    expected = -(0.8 * np.log(0.75) + 0.2 * np.log(0.25)) - (0.1 * np.log(0.5) + 0.9 * np.log(0.5))
+    got = DistributionMatchingLoss(relatedness=table, from_logits=False)(classes, labels)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("direction", ["p_log_q", "q_log_p"])
+def test_bernoulli_an_au_agreeing_with_q_costs_less_than_a_switched_off_au(direction):
+    # One AU, q = 0.9 (class certain, p(AU|class) = 0.9): p = 0.9 must beat p = 0.01.
+    loss = DistributionMatchingLoss(relatedness=[[0.9]], from_logits=False, direction=direction)
+    certain = np.ones((1, 1), "float32")
+    agreeing = float(loss(certain, np.array([[0.9]], "float32")))
+    switched_off = float(loss(certain, np.array([[0.01]], "float32")))
+    assert agreeing < switched_off
+
+
+def test_printed_form_prefers_a_switched_off_au_whatever_q():
+    # The failure the Bernoulli form fixes: -p log q is smallest at p = 0 even for q = 0.9.
+    loss = DistributionMatchingLoss(relatedness=[[0.9]], from_logits=False, form="printed")
+    certain = np.ones((1, 1), "float32")
+    assert float(loss(certain, np.array([[0.01]], "float32"))) < float(
+        loss(certain, np.array([[0.9]], "float32")))
 
 
 def test_au2_mixture_is_p_surprise_plus_p_fear_as_in_the_paper_example():
     emotions = emotion_vector(surprise=0.3, fear=0.5, happiness=0.2)[None]
     aus = au_vector("AU2")[None]
-    got = DistributionMatchingLoss(from_logits=False)(emotions, aus)
+    got = DistributionMatchingLoss(from_logits=False, form="printed")(emotions, aus)
     np.testing.assert_allclose(float(got), -np.log(0.8), rtol=1e-6)
+    # Bernoulli: AU2 on (q = 0.8) plus every other AU off, -log(1 - q) each.
+    q = emotions @ relatedness_matrix(BASIC7, FACEBEHAVIORNET_AUS, "cognitive", "binary")
+    others = np.delete(q[0], AUS.index("AU2"))
+    expected = -np.log(0.8) - np.log(np.clip(1 - others, EPS, 1)).sum()
+    got = DistributionMatchingLoss(from_logits=False)(emotions, aus)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
 
 
-def test_certain_happiness_with_exactly_its_aus_gives_zero_loss():
+@pytest.mark.parametrize("form", ["bernoulli", "printed"])
+def test_certain_happiness_with_exactly_its_aus_gives_zero_loss(form):
     # §3.1.2: p(happiness|x) = 1 -> q = 1 for AU12, AU25, AU6 and 0 for the other 14.
     emotions = emotion_vector(happiness=1.0)[None]
     aus = au_vector("AU12", "AU25", "AU6")[None]
-    assert float(DistributionMatchingLoss(from_logits=False)(emotions, aus)) == 0.0
+    assert float(DistributionMatchingLoss(from_logits=False, form=form)(emotions, aus)) == 0.0
 
 
 def test_weighted_variant_uses_observational_weights_footnote4():
     emotions = emotion_vector(happiness=1.0)[None]
     aus = au_vector("AU6")[None]
-    got = DistributionMatchingLoss(observational="weighted", from_logits=False)(emotions, aus)
+    got = DistributionMatchingLoss(observational="weighted", from_logits=False,
+                                   form="printed")(emotions, aus)
     np.testing.assert_allclose(float(got), -np.log(0.51), rtol=1e-6)
 
 
 def test_affwild2_source_defaults_to_its_image_fractions():
     emotions = emotion_vector(disgust=1.0)[None]
     aus = au_vector("AU10")[None]
-    got = DistributionMatchingLoss(source="affwild2", from_logits=False)(emotions, aus)
+    got = DistributionMatchingLoss(source="affwild2", from_logits=False,
+                                   form="printed")(emotions, aus)
     np.testing.assert_allclose(float(got), -np.log(0.85), rtol=1e-6)
 
 
-def test_identities_and_attributes_use_the_given_table_eq10_eq11():
+@pytest.mark.parametrize("form", ["bernoulli", "printed"])
+def test_identities_and_attributes_use_the_given_table_eq10_eq11(form):
     # Table 2: 5 o'clock shadow and Male for identities #1 and #5000.
     table = np.array([[0.34483, 1.0], [0.8, 1.0]], "float32")
     ids = np.array([[0.25, 0.75]], "float32")
     attributes = np.array([[0.6, 0.9]], "float32")
-    q = ids @ table
-    expected = -(attributes * np.log(q)).sum()
-    got = DistributionMatchingLoss(relatedness=table, from_logits=False)(ids, attributes)
-    np.testing.assert_allclose(float(got), expected, rtol=1e-6)
+    expected = numpy_dm(ids, attributes, table, form=form)
+    got = DistributionMatchingLoss(relatedness=table, from_logits=False, form=form)(
+        ids, attributes)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
 
 
-def test_distribution_matching_excluded_sample_changes_nothing():
+@pytest.mark.parametrize("form", ["bernoulli", "printed"])
+def test_distribution_matching_excluded_sample_changes_nothing(form):
     emotion_logits = RNG.normal(size=(3, 7)).astype("float32")
     au_logits = RNG.normal(size=(3, 17)).astype("float32")
-    loss = DistributionMatchingLoss()
+    loss = DistributionMatchingLoss(form=form)
     got = loss(emotion_logits, au_logits, sample_weight=np.array([1, 0, 1], "float32"))
     expected = loss(emotion_logits[[0, 2]], au_logits[[0, 2]])
     np.testing.assert_allclose(float(got), float(expected), rtol=1e-6)
+    # The excluded sample gets no gradient either.
+    _, emotion_grad, au_grad = gradients_at(
+        lambda e, a: loss(e, a, sample_weight=np.array([1, 0, 1], "float32")),
+        emotion_logits, au_logits)
+    assert not np.any(emotion_grad.numpy()[1]) and not np.any(au_grad.numpy()[1])
 
 
+def test_unknown_form_is_rejected():
+    with pytest.raises(ValueError, match="form must be one of"):
+        DistributionMatchingLoss(form="kl")
+
+
+@pytest.mark.parametrize("form", ["bernoulli", "printed"])
 @pytest.mark.parametrize("direction", ["p_log_q", "q_log_p"])
-def test_distribution_matching_gradients_finite_at_probabilities_0_and_1(direction):
+def test_distribution_matching_gradients_finite_at_probabilities_0_and_1(direction, form):
     emotions = np.stack([emotion_vector(happiness=1.0), emotion_vector(neutral=1.0)])
     aus = np.stack([au_vector("AU12", "AU14"), au_vector("AU1")])  # AU14: q = 0, p = 1
-    loss = DistributionMatchingLoss(direction=direction, from_logits=False)
+    loss = DistributionMatchingLoss(direction=direction, form=form, from_logits=False)
     for tensor in gradients_at(loss, emotions, aus):
         assert np.all(np.isfinite(tensor.numpy()))
 
@@ -321,7 +379,8 @@ def test_per_image_bce_of_a_batch_without_au_labels_is_zero():
 
 @pytest.mark.parametrize("obj", [
     DistributionMatchingLoss(source="affwild2", direction="q_log_p", name="dm"),
-    DistributionMatchingLoss(relatedness=[[0.5, 1.0], [0.0, 0.25]], from_logits=False),
+    DistributionMatchingLoss(relatedness=[[0.5, 1.0], [0.0, 0.25]], from_logits=False,
+                             form="printed"),
     SoftCoAnnotationLoss(observational="binary", epsilon=1e-5),
     CoAnnotation(emotions=("neutral", "happiness"), source="affwild2", threshold=0.3),
     MaskedBinaryCrossEntropyPerImage(epsilon=1e-3, name="au"),

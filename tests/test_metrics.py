@@ -24,7 +24,7 @@ def au_data():
     true = (rng.random((120, 4)) < 0.3).astype(np.float32)
     probs = np.clip(true * 0.5 + rng.random((120, 4)) * 0.6, 0, 1)
     mask = (rng.random((120, 4)) < 0.8).astype(np.float32)
-    return probs, true, mask
+    return true, probs, mask  # (y_true, y_pred, mask)
 
 
 def test_confusion_matrix_matches_sklearn(labels):
@@ -77,7 +77,7 @@ def test_accuracy_rejects_nan():
         metrics.accuracy([0.0, np.nan], [0, 1])
 
 
-def _masked_columns(probs, true, mask):
+def _masked_columns(true, probs, mask):
     for k in range(true.shape[1]):
         keep = mask[:, k] > 0
         yield true[keep, k], (probs[keep, k] >= 0.5).astype(int)
@@ -90,13 +90,29 @@ def test_au_f1_matches_sklearn_per_masked_column(au_data):
     assert metrics.au_f1(*au_data) == pytest.approx(expected)
 
 
+def test_au_f1_takes_sklearn_argument_order_and_keywords():
+    # Without a mask, one AU column: exactly sklearn's f1_score(y_true, y_pred).
+    rng = np.random.default_rng(3)
+    y_true = (rng.random(50) < 0.4).astype(int)
+    y_pred = (rng.random(50) < 0.5).astype(int)
+    expected = skm.f1_score(y_true, y_pred)
+    assert metrics.au_f1(y_true[:, None], y_pred[:, None]) == pytest.approx(expected)
+    assert metrics.au_f1(y_pred=y_pred[:, None], y_true=y_true[:, None]) == pytest.approx(expected)
+
+
+def test_au_metrics_refuse_probabilities_passed_as_y_true(au_data):
+    true, probs, mask = au_data
+    with pytest.raises(ValueError, match="y_true"):
+        metrics.au_f1(probs, true, mask)
+
+
 def test_au_f1_reports_nan_for_an_au_without_annotation(au_data):
-    probs, true, mask = au_data
+    true, probs, mask = au_data
     mask = mask.copy()
     mask[:, 2] = 0
-    per_au = metrics.au_f1(probs, true, mask, per_au=True)
+    per_au = metrics.au_f1(true, probs, mask, per_au=True)
     assert np.isnan(per_au[2])
-    assert metrics.au_f1(probs, true, mask) == pytest.approx(np.nanmean(per_au))
+    assert metrics.au_f1(true, probs, mask) == pytest.approx(np.nanmean(per_au))
 
 
 def test_au_accuracy_matches_sklearn_per_masked_column(au_data):
@@ -113,7 +129,7 @@ def test_afa_is_mean_of_au_f1_and_au_accuracy(au_data):
 
 def test_au_f1_rejects_non_binary_labels():
     with pytest.raises(ValueError, match="0/1"):
-        metrics.au_f1(np.zeros((2, 1)), np.array([[0.0], [3.0]]))
+        metrics.au_f1(np.array([[0.0], [3.0]]), np.zeros((2, 1)))
 
 
 def test_ccc_hand_worked_example():
@@ -165,21 +181,82 @@ def _hand_made_shape():
 def test_nme_inter_pupil_of_a_uniform_shift():
     true = _hand_made_shape()
     # Every point off by (3, 4): error 5 px, eye centres 40 px apart -> 12.5 %.
-    assert metrics.nme(true + [3.0, 4.0], true, "inter_pupil") == pytest.approx(12.5)
+    assert metrics.nme(true, true + [3.0, 4.0], "inter_pupil") == pytest.approx(12.5)
 
 
 def test_nme_inter_ocular_of_a_uniform_shift():
     true = _hand_made_shape()
     # Outer corners 60 px apart -> 5 / 60 = 8.33 %.
-    assert metrics.nme(true + [3.0, 4.0], true, "inter_ocular") == pytest.approx(500 / 60)
+    assert metrics.nme(true, true + [3.0, 4.0], "inter_ocular") == pytest.approx(500 / 60)
 
 
 def test_nme_per_image_then_averaged():
     true = np.stack([_hand_made_shape(), _hand_made_shape() * 2])
     pred = true + np.array([[[3.0, 4.0]], [[3.0, 4.0]]])
     # Image 2 has twice the eye distance (80 px) -> 6.25 %.
-    assert metrics.nme(pred, true, per_image=True) == pytest.approx([12.5, 6.25])
-    assert metrics.nme(pred, true) == pytest.approx((12.5 + 6.25) / 2)
+    assert metrics.nme(true, pred, per_image=True) == pytest.approx([12.5, 6.25])
+    assert metrics.nme(y_pred=pred, y_true=true) == pytest.approx((12.5 + 6.25) / 2)
+
+
+def test_nme_normalises_by_the_true_shape_not_the_prediction():
+    true = _hand_made_shape()
+    pred = _hand_made_shape() * 2  # eye centres 80 px apart in the prediction only
+    error = np.linalg.norm(pred - true, axis=-1).mean()
+    assert metrics.nme(true, pred) == pytest.approx(error / 40 * 100)
+
+
+def _numpy_inter_pupil_nme(true, pred):
+    """Per image: mean point error / distance of the eye centres (means of 36-41, 42-47)."""
+    centres = true[:, 36:42].mean(axis=1) - true[:, 42:48].mean(axis=1)
+    error = np.sqrt(((pred - true) ** 2).sum(-1)).mean(-1)
+    return 100 * error / np.sqrt((centres ** 2).sum(-1))
+
+
+def test_nme_per_image_in_tf_matches_the_definition():
+    rng = np.random.default_rng(5)
+    true = _hand_made_shape()[None] * rng.uniform(0.5, 2, (4, 1, 1)) + rng.normal(0, 2, (4, 68, 2))
+    pred = true + rng.normal(0, 3, true.shape)
+    got = metrics.nme_per_image(true, pred).numpy()
+    np.testing.assert_allclose(got, _numpy_inter_pupil_nme(true, pred), rtol=1e-5)
+    flat = metrics.nme_per_image(true.reshape(4, 136), pred.reshape(4, 136)).numpy()
+    np.testing.assert_allclose(flat, got, rtol=1e-6)
+    io = metrics.nme_per_image(true, pred, "inter_ocular").numpy()
+    np.testing.assert_allclose(io, metrics.nme(true, pred, "inter_ocular", per_image=True),
+                               rtol=1e-5)
+
+
+def test_nme_metric_streams_the_masked_mean_over_batches_in_a_compiled_step():
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(6)
+    true = _hand_made_shape()[None] + rng.normal(0, 2, (6, 68, 2))
+    pred = true + rng.normal(0, 3, true.shape)
+    mask = np.array([1, 1, 0, 1, 0, 1], np.float32)
+    true[2] = 0.0  # a padding row: no label, zero normaliser
+    metric = metrics.NormalizedMeanError()
+
+    @tf.function
+    def update(t, p, m):
+        metric.update_state(t, p, sample_weight=m)
+
+    for rows in (slice(0, 3), slice(3, 6)):
+        update(true[rows], pred[rows], mask[rows])
+    keep = mask > 0
+    expected = _numpy_inter_pupil_nme(true[keep], pred[keep]).mean()
+    assert metric.name == "nme_inter_pupil"
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_nme_metric_round_trips_through_keras_serialisation():
+    keras = pytest.importorskip("keras")
+    metric = metrics.NormalizedMeanError("inter_ocular", name="val_nme")
+    revived = keras.metrics.deserialize(keras.metrics.serialize(metric))
+    assert isinstance(revived, metrics.NormalizedMeanError)
+    assert revived.get_config() == metric.get_config()
+
+
+def test_nme_rejects_unknown_normalization():
+    with pytest.raises(ValueError, match="normalization"):
+        metrics.NormalizedMeanError("inter_canthal")
 
 
 def test_nme_rejects_wrong_landmark_count():
@@ -191,7 +268,7 @@ def test_nme_rejects_nan():
     pred = _hand_made_shape()
     pred[3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        metrics.nme(pred, _hand_made_shape())
+        metrics.nme(_hand_made_shape(), pred)
 
 
 def test_median_filter_by_sequence_smooths_each_video_in_frame_order():

@@ -13,6 +13,7 @@ from fermtl_tf.regularizers import (
     tt_unfold,
     unfold,
 )
+from fermtl_tf.regularizers.trace_norm import certified_gap
 
 SHAPE = (3, 4, 2, 5, 2)  # a 5-way "stacked conv kernel" (kh, kw, cin, cout, T)
 
@@ -117,7 +118,7 @@ def test_float32_values_close_to_float64_reference(w):
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
-@pytest.mark.parametrize("svd", ["exact", "randomized"])
+@pytest.mark.parametrize("svd", ["exact", "randomized", "randomized_fixed"])
 def test_zero_kernel_gives_zero_value_and_finite_zero_gradient(dtype, svd):
     x = tf.Variable(tf.zeros((3, 3, 16, 16, 2), dtype))
     with tf.GradientTape() as tape:
@@ -164,32 +165,162 @@ def test_randomized_svd_matches_exact_on_low_rank_matrix(shape):
     np.testing.assert_allclose((u.numpy() * s.numpy()) @ v.numpy().T, a, atol=1e-8)
 
 
+@pytest.mark.parametrize("svd", ["randomized", "randomized_fixed"])
 @pytest.mark.parametrize("method", ["tucker", "tt"])
-def test_randomized_trace_norm_is_exact_on_low_rank_tensor(method):
+def test_randomized_trace_norm_is_exact_on_low_rank_tensor(method, svd):
     rng = np.random.default_rng(5)
     shape = (4, 4, 12, 20, 2)
     # CP rank 3: every unfolding has rank <= 3, so a rank-3 sketch loses nothing.
     w = sum(np.einsum("a,b,c,d,e->abcde", *[rng.standard_normal(d) for d in shape])
             for _ in range(3))
-    norms = tensor_trace_norm(tf.constant(w), method, svd="randomized", rank=3, oversampling=3)
+    norms = tensor_trace_norm(tf.constant(w), method, svd=svd, rank=3, oversampling=3)
     np.testing.assert_allclose(norms.numpy(), np_trace_norms(w, method), rtol=1e-6)
 
 
 def test_truncated_randomized_value_is_lower_bound_close_to_top_k_sum():
     a = np.random.default_rng(6).standard_normal((60, 200))
     s = np.linalg.svd(a, compute_uv=False)
-    value = matrix_trace_norm(tf.constant(a), svd="randomized", rank=10, oversampling=10).numpy()
+    value = matrix_trace_norm(tf.constant(a), svd="randomized_fixed", rank=10,
+                              oversampling=10).numpy()
     assert value <= s.sum()
     np.testing.assert_allclose(value, s[:10].sum(), rtol=2e-2)
 
 
+def numpy_polar(a):
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    return u @ vt
+
+
+def matrix_value_and_gradient(a, **kwargs):
+    x = tf.Variable(a)
+    with tf.GradientTape() as tape:
+        value = matrix_trace_norm(x, **kwargs)
+    return value.numpy(), tape.gradient(value, x).numpy()
+
+
+def low_rank_plus_noise(shape, rank, noise, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((shape[0], rank)) @ rng.standard_normal((rank, shape[1]))
+            + noise * rng.standard_normal(shape))
+
+
+@pytest.mark.parametrize("shape", [(60, 200), (200, 60)])
+def test_sketch_bounds_bracket_the_trace_norm_in_numpy(shape):
+    # The inequality svd="randomized" relies on, from the definitions alone: for any Q with
+    # l orthonormal columns on A's smaller side and B = QᵀA (or AQ),
+    # ‖B‖* <= ‖A‖* <= ‖B‖* + sqrt((k - l)(‖A‖_F² - ‖B‖_F²)).
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(shape) * np.geomspace(1, 1e-2, shape[1])
+    k, probes = min(shape), 12
+    q, _ = np.linalg.qr(rng.standard_normal((k, probes)))
+    b = q.T @ a if shape[0] <= shape[1] else a @ q
+    exact, sketched = (np.linalg.svd(m, compute_uv=False).sum() for m in (a, b))
+    bound = np.sqrt((k - probes) * ((a ** 2).sum() - (b ** 2).sum()))
+    assert sketched <= exact <= sketched + bound
+    residual = a - (q @ b if shape[0] <= shape[1] else b @ q.T)
+    np.testing.assert_allclose(
+        certified_gap(tf.constant((residual ** 2).sum()), k, probes).numpy(), bound, rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(60, 200), (200, 60)])
+def test_randomized_falls_back_to_exact_on_a_flat_spectrum(shape):
+    # A Gaussian matrix has no small tail: no rank-14 sketch is within 1 %, so the value and
+    # gradient must be the exact ones.
+    a = np.random.default_rng(8).standard_normal(shape)
+    value, grad = matrix_value_and_gradient(a, svd="randomized", rank=10, oversampling=4)
+    np.testing.assert_allclose(value, np.linalg.svd(a, compute_uv=False).sum(), rtol=1e-9)
+    np.testing.assert_allclose(grad, numpy_polar(a), atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(60, 200), (200, 60)])
+def test_randomized_sketches_a_small_tail_within_tolerance(shape):
+    a = low_rank_plus_noise(shape, 5, 1e-4, seed=9)
+    s = np.linalg.svd(a, compute_uv=False)
+    value, grad = matrix_value_and_gradient(a, svd="randomized", rank=5, oversampling=5)
+    assert value < s.sum()  # the sketch was used: it misses the 50 noise directions
+    assert s.sum() - value <= 0.01 * s.sum()
+    # Gradient: the polar factor of the rank-10 sketch, lifted: U Vᵀ on the 5 signal
+    # directions, plus 5 unit directions from the (nearly flat) noise the sketch caught.
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    np.testing.assert_allclose(u[:, :5].T @ grad @ vt[:5].T, np.eye(5), atol=1e-6)
+    singular = np.linalg.svd(grad, compute_uv=False)
+    np.testing.assert_allclose(singular[:10], 1.0, atol=1e-6)
+    np.testing.assert_allclose(singular[10:], 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("tolerance", [1e-1, 1e-2, 1e-3])
+def test_randomized_value_is_within_the_stated_tolerance(tolerance):
+    rng = np.random.default_rng(10)
+    u, _ = np.linalg.qr(rng.standard_normal((80, 80)))
+    v, _ = np.linalg.qr(rng.standard_normal((300, 80)))
+    s = np.geomspace(1.0, 1e-4, 80)  # a decaying spectrum: some tolerances pass, some not
+    a = (u * s) @ v.T
+    value, _ = matrix_value_and_gradient(a, svd="randomized", rank=16, oversampling=8,
+                                         tolerance=tolerance)
+    assert s.sum() - value <= tolerance * s.sum() + 1e-12
+    assert value <= s.sum() + 1e-9
+
+
+def test_float64_gram_resolves_the_near_zero_singular_values_of_a_float32_kernel():
+    # Rank 3 + noise 1e-5: the noise singular values (~1e-5 of σ_max) are below the float32
+    # Gram's zero tolerance, so its gradient misses their unit directions; in float64 the
+    # value and U Vᵀ match float64 SVD of the same float32 numbers.
+    a = low_rank_plus_noise((40, 120), 3, 1e-5 * np.sqrt(120), seed=12).astype(np.float32)
+    reference = a.astype(np.float64)
+    s = np.linalg.svd(reference, compute_uv=False)
+    value32, grad32 = matrix_value_and_gradient(a)
+    value64, grad64 = matrix_value_and_gradient(a, gram_dtype="float64")
+    assert grad64.dtype == np.float32
+    np.testing.assert_allclose(value64, s.sum(), rtol=1e-6)
+    np.testing.assert_allclose(grad64, numpy_polar(reference), atol=1e-6)
+    assert np.linalg.norm(grad32 - numpy_polar(reference)) > 0.5 * np.sqrt(37)  # 37 missing
+
+
+def test_randomized_runs_inside_a_compiled_function():
+    a = np.random.default_rng(11).standard_normal((40, 90)).astype(np.float32)
+    x = tf.Variable(a)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            value = matrix_trace_norm(x, svd="randomized", rank=4, oversampling=4)
+        return value, tape.gradient(value, x)
+
+    value, grad = step()
+    np.testing.assert_allclose(value.numpy(), np.linalg.svd(a, compute_uv=False).sum(),
+                               rtol=1e-4)
+    np.testing.assert_allclose(grad.numpy(), numpy_polar(a.astype(np.float64)), atol=1e-4)
+
+
 # ---- Keras regulariser ----------------------------------------------------------------------
 
-def test_regularizer_is_strength_times_gamma_weighted_sum(w):
+def test_regularizer_sum_is_strength_times_gamma_weighted_sum(w):
     gammas = [1.0, 0.5, 2.0, 0.0]
-    reg = TensorTraceNorm("tt", strength=0.3, gammas=gammas)
+    reg = TensorTraceNorm("tt", strength=0.3, gammas=gammas, normalize="sum")
     expected = 0.3 * np.dot(gammas, np_trace_norms(w, "tt"))
     np.testing.assert_allclose(reg(tf.constant(w)).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["laf", "tucker", "tt"])
+def test_regularizer_reference_is_the_mean_over_unfoldings(w, method):
+    # The authors' TNRDMTL code: reduce_mean of the per-unfolding trace norms.
+    reg = TensorTraceNorm(method, strength=0.3)
+    assert reg.normalize == "reference"
+    expected = 0.3 * np.mean(np_trace_norms(w, method))
+    np.testing.assert_allclose(reg(tf.constant(w)).numpy(), expected, rtol=1e-6)
+
+
+def test_regularizer_reference_gradient_is_the_mean_of_folded_u_vt(w):
+    x = tf.Variable(w)
+    with tf.GradientTape() as tape:
+        value = TensorTraceNorm("tucker", strength=2.0)(x)
+    expected = 2.0 * np_trace_norm_gradient(w, "tucker") / 5
+    np.testing.assert_allclose(tape.gradient(value, x).numpy(), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_unknown_normalize_is_rejected():
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        TensorTraceNorm("tt", normalize="max")
 
 
 def test_regularizer_rejects_wrong_number_of_gammas(w):
@@ -204,7 +335,8 @@ def test_unknown_method_is_rejected(w):
 
 def test_regularizer_serialises_round_trip():
     reg = TensorTraceNorm("tucker", 1e-2, gammas=[1, 2, 3, 4, 5], svd="randomized", rank=8,
-                          oversampling=4, power_iterations=1, seed=7, rtol=1e-5)
+                          oversampling=4, power_iterations=1, seed=7, rtol=1e-5,
+                          normalize="sum", tolerance=0.05, gram_dtype="float64")
     restored = keras.regularizers.deserialize(keras.regularizers.serialize(reg))
     assert isinstance(restored, TensorTraceNorm)
     assert restored.get_config() == reg.get_config()

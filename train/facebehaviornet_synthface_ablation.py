@@ -94,7 +94,7 @@ def evaluate(models, folders):
         data_cols = [names.index(a) for a in shared]
         model_cols = [model.au_names.index(a) for a in shared]
         probs = 1 / (1 + np.exp(-out["au_logits"][:, model_cols]))
-        result["au_f1"] = au_f1(probs, truth["au"][:, data_cols], truth["au_mask"][:, data_cols])
+        result["au_f1"] = au_f1(truth["au"][:, data_cols], probs, truth["au_mask"][:, data_cols])
     truth, out = predictions(models, folders["fbn_expr"])
     if "expression_logits" in out:
         result["accuracy"] = accuracy(truth["expression"], out["expression_logits"].argmax(-1))

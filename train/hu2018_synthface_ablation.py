@@ -71,8 +71,8 @@ def evaluate(model, folders, size):
     labels, logits = collect(folders["expression"], "expression", "expression_logits")
     points, predicted = collect(folders["landmarks"], "landmarks", "landmarks")
     return {"accuracy": 100.0 * accuracy(labels, logits.argmax(axis=-1)),
-            "nme_io": nme(predicted, points, "inter_ocular"),
-            "nme_ip": nme(predicted, points, "inter_pupil"),
+            "nme_io": nme(points, predicted, "inter_ocular"),
+            "nme_ip": nme(points, predicted, "inter_pupil"),
             "expression_test": len(labels), "landmarks_test": len(points)}
 
 

@@ -35,7 +35,7 @@ def mean_shape_nme(data_dir, train_split="train", test_split="test", image_size=
         raise ValueError(f"{data_dir}: no labelled landmarks in split "
                          f"{train_split if len(train) == 0 else test_split!r}")
     prediction = np.broadcast_to(train.mean(axis=0), test.shape)
-    return metrics.nme(prediction, test, normalization=normalization)
+    return metrics.nme(test, prediction, normalization=normalization)
 
 
 def chance_accuracy(data_dir, train_split="train", test_split="test", image_size=(96, 96)):

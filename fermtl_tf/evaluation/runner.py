@@ -194,7 +194,7 @@ def _landmark_scores(names, outputs, labels, export, manifest):
     scale = np.array([width, height], dtype=np.float64)
     pred, true = predicted[keep] * scale, labels["landmarks"][keep] * scale
     normalizations = {"nme_inter_pupil": "inter_pupil", "nme_inter_ocular": "inter_ocular"}
-    scores = {name: metrics.nme(pred, true, normalizations[name]) for name in names}
+    scores = {name: metrics.nme(true, pred, normalizations[name]) for name in names}
     return scores, int(keep.sum()), {}
 
 
@@ -215,12 +215,12 @@ def _au_scores(names, outputs, labels, export, manifest):
     _selected(mask.any(axis=1), "AU")
     pred, true = probs[:, model_cols], labels["au"][:, data_cols]
     functions = {
-        "au_f1": lambda: metrics.au_f1(pred, true, mask),
-        "au_accuracy": lambda: metrics.au_accuracy(pred, true, mask),
-        "afa": lambda: metrics.afa(pred, true, mask),
+        "au_f1": lambda: metrics.au_f1(true, pred, mask),
+        "au_accuracy": lambda: metrics.au_accuracy(true, pred, mask),
+        "afa": lambda: metrics.afa(true, pred, mask),
     }
     per_au = {
-        name: dict(zip(shared, function(pred, true, mask, per_au=True), strict=True))
+        name: dict(zip(shared, function(true, pred, mask, per_au=True), strict=True))
         for name, function in (("au_f1", metrics.au_f1), ("au_accuracy", metrics.au_accuracy))
     }
     extras = {"au_evaluated": shared, "per_au": per_au}

@@ -12,14 +12,26 @@ expression and AU heads with prior knowledge p(AU | emotion) (Table 1, see
   distribution implied by the predicted emotions; also identities x attributes
   (Eq. 10-11, §3.2.2) with an explicit relatedness matrix.
 
+Form of distribution matching (Eq. 4, and Eq. 11 for attributes). Each AU (attribute) is
+a binary variable, so "the distribution over AU predictions p(y_au^i|x)" of §3.1.2 is a
+Bernoulli distribution over {0, 1}, and the cross entropy of two Bernoullis p and q is
+``-[p log q + (1 - p) log(1 - q)]``, summed over the AUs (``form="bernoulli"``, the
+default). Footnote 5 calls Eq. 4 ``KL(p || q)``, whose q-dependent part is exactly this, and
+the paper's own example ("AUs 12, 25 and 6 [...] activated" when happiness is predicted)
+needs the ``(1 - p) log(1 - q)`` term: the shorthand printed in Eq. 4, ``-p log q`` summed
+over AUs (``form="printed"``), is minimised by switching every AU off whatever ``q`` is,
+and can never turn an AU on. ``"printed"`` is kept for comparison (docs/FIDELITY.md).
+
 Direction of the two matching losses. Eq. 4 and Eq. 7 are printed as ``-p log q``, with
 ``p`` the network's prediction being trained (AU probabilities in Eq. 4, emotion
 probabilities in Eq. 7) and ``q`` the derived distribution. That is the default
 (``direction="p_log_q"``). The text calls both "cross entropy with the soft targets" in
 the spirit of distillation, which is usually ``-q log p`` (targets ``q``); footnote 5 calls
 Eq. 4 ``KL(p || q)``, whose ``q``-dependent part is ``-p log q`` again. ``direction=
-"q_log_p"`` gives the distillation reading. Gradients flow into both ``p`` and ``q`` when
-both are predictions (Eq. 4 "aligns the predictions" of the two heads).
+"q_log_p"`` gives the distillation reading. In the Bernoulli form the direction says which
+side is the target: ``p_log_q`` is ``-[p log q + (1-p) log(1-q)]``, ``q_log_p`` is
+``-[q log p + (1-q) log(1-p)]``. Gradients flow into both ``p`` and ``q`` when both are
+predictions (Eq. 4 "aligns the predictions" of the two heads).
 
 Distribution: the losses are masked means over samples with a *global* denominator
 (:func:`~fermtl_tf.losses.masked.masked_mean`), so N replicas equal one device.
@@ -36,6 +48,10 @@ from fermtl_tf.losses.masked import DEFAULT_EPSILON, masked_mean
 #: The two readings of Eq. 4 / Eq. 7 (see the module docstring).
 DIRECTIONS = ("p_log_q", "q_log_p")
 
+#: Distribution matching over binary labels: per-label Bernoulli cross entropy, or Eq. 4's
+#: printed shorthand ``-p log q`` (see the module docstring).
+DM_FORMS = ("bernoulli", "printed")
+
 #: Observational weighting by default per source: Eq. 3 is binary for the cognitive study;
 #: the Aff-Wild2 column is "the distribution of AUs for each basic expression" (§3.1.1).
 DEFAULT_DM_OBSERVATIONAL = {"cognitive": "binary", "affwild2": "weighted"}
@@ -47,11 +63,25 @@ def _check_direction(direction):
     return direction
 
 
+def _check_form(form):
+    if form not in DM_FORMS:
+        raise ValueError(f"form must be one of {DM_FORMS}, got {form!r}")
+    return form
+
+
 def _cross_entropy(p, log_p, q, log_q, direction):
     """``sum_k -p log q`` or ``sum_k -q log p`` over the last axis."""
     if direction == "p_log_q":
         return -tf.reduce_sum(p * log_q, axis=-1)
     return -tf.reduce_sum(q * log_p, axis=-1)
+
+
+def _bernoulli_cross_entropy(p, log_p, log_1mp, q, log_q, log_1mq, direction):
+    """``sum_k -[p log q + (1-p) log(1-q)]`` (``p_log_q``) or the same with p and q swapped
+    (``q_log_p``), over the last axis: one Bernoulli per label."""
+    if direction == "p_log_q":
+        return -tf.reduce_sum(p * log_q + (1.0 - p) * log_1mq, axis=-1)
+    return -tf.reduce_sum(q * log_p + (1.0 - q) * log_1mp, axis=-1)
 
 
 def _per_sample_mask(sample_weight, batch_like):
@@ -64,8 +94,10 @@ def _per_sample_mask(sample_weight, batch_like):
 class DistributionMatchingLoss(keras.losses.Loss):
     """Eq. 3-4: match predicted AUs with the mixture over predicted emotions.
 
-    ``q(AU_i|x) = sum_e p(e|x) p(AU_i|e)`` (Eq. 3), loss ``E_x sum_i -p(AU_i|x) log
-    q(AU_i|x)`` (Eq. 4) over all samples (no label needed). With an explicit
+    ``q(AU_i|x) = sum_e p(e|x) p(AU_i|e)`` (Eq. 3), loss (Eq. 4, ``form="bernoulli"``)
+    ``E_x sum_i -[p_i log q_i + (1 - p_i) log(1 - q_i)]`` with ``p_i = p(AU_i|x)``, or as
+    printed (``form="printed"``) ``E_x sum_i -p_i log q_i``, over all samples (no label
+    needed; see the module docstring for why Bernoulli is the default). With an explicit
     ``relatedness`` matrix ``[C, K]`` it is Eq. 10-11: classes = identities, columns =
     attributes, ``p(attr|id)`` e.g. from :func:`~fermtl_tf.knowledge.relatedness.
     infer_conditional` on CelebA.
@@ -81,9 +113,12 @@ class DistributionMatchingLoss(keras.losses.Loss):
             ``None`` picks :data:`DEFAULT_DM_OBSERVATIONAL` for the source ("binary",
             Eq. 3, for the cognitive study; footnote 4's "weighted" variant is optional).
         relatedness: explicit ``[C, K]`` matrix of p(label_k | class); overrides the above.
+        form: ``"bernoulli"`` (per-AU Bernoulli cross entropy, default) or ``"printed"``
+            (Eq. 4's ``-p log q`` only).
         direction: ``"p_log_q"`` (Eq. 4 as printed) or ``"q_log_p"``.
-        epsilon: floor of ``q`` and ``p`` inside the logarithm (q is 0 for an AU no
-            predicted emotion relates to, e.g. AU14, or under neutral).
+        epsilon: floor of ``q``, ``1 - q`` and ``p``, ``1 - p`` inside the logarithm (q is
+            0 for an AU no predicted emotion relates to, e.g. AU14, or under neutral, and 1
+            for happiness' AUs when happiness is certain).
 
     Example:
         >>> dm = DistributionMatchingLoss()  # BASIC7 x the 17 FaceBehaviorNet AUs
@@ -91,8 +126,9 @@ class DistributionMatchingLoss(keras.losses.Loss):
     """
 
     def __init__(self, emotions=BASIC7, au_names=FACEBEHAVIORNET_AUS, source="cognitive",
-                 observational=None, relatedness=None, direction="p_log_q", from_logits=True,
-                 epsilon=DEFAULT_EPSILON, name="distribution_matching_loss", **kwargs):
+                 observational=None, relatedness=None, form="bernoulli", direction="p_log_q",
+                 from_logits=True, epsilon=DEFAULT_EPSILON, name="distribution_matching_loss",
+                 **kwargs):
         super().__init__(name=name, reduction=None, **kwargs)
         self.emotions = tuple(emotions)
         self.au_names = tuple(au_names)
@@ -104,6 +140,7 @@ class DistributionMatchingLoss(keras.losses.Loss):
             observational = DEFAULT_DM_OBSERVATIONAL[source]
         self.observational = observational
         self.relatedness = None if relatedness is None else np.asarray(relatedness, np.float32)
+        self.form = _check_form(form)
         self.direction = _check_direction(direction)
         self.from_logits = bool(from_logits)
         self.epsilon = float(epsilon)
@@ -124,15 +161,23 @@ class DistributionMatchingLoss(keras.losses.Loss):
                 class_probs = tf.nn.softmax(class_outputs, axis=-1)
                 p = tf.sigmoid(label_outputs)
                 log_p = tf.math.log_sigmoid(label_outputs)
+                log_1mp = tf.math.log_sigmoid(-label_outputs)
             else:
                 class_probs = class_outputs
                 p = label_outputs
-                log_p = tf.math.log(tf.clip_by_value(p, self.epsilon, 1.0))
+                log_p, log_1mp = self._safe_log(p), self._safe_log(1.0 - p)
             q = tf.matmul(class_probs, self.matrix)  # Eq. 3 / Eq. 10
-            log_q = tf.math.log(tf.clip_by_value(q, self.epsilon, 1.0))
-            per_sample = _cross_entropy(p, log_p, q, log_q, self.direction)
+            log_q = self._safe_log(q)
+            if self.form == "printed":
+                per_sample = _cross_entropy(p, log_p, q, log_q, self.direction)
+            else:
+                per_sample = _bernoulli_cross_entropy(p, log_p, log_1mp, q, log_q,
+                                                      self._safe_log(1.0 - q), self.direction)
             return masked_mean(per_sample, _per_sample_mask(sample_weight, per_sample),
                                self.epsilon)
+
+    def _safe_log(self, x):
+        return tf.math.log(tf.clip_by_value(x, self.epsilon, 1.0))
 
     def call(self, y_true, y_pred):
         return self(y_true, y_pred)
@@ -142,7 +187,7 @@ class DistributionMatchingLoss(keras.losses.Loss):
             "name": self.name, "emotions": list(self.emotions), "au_names": list(self.au_names),
             "source": self.source, "observational": self.observational,
             "relatedness": None if self.relatedness is None else self.relatedness.tolist(),
-            "direction": self.direction, "from_logits": self.from_logits,
+            "form": self.form, "direction": self.direction, "from_logits": self.from_logits,
             "epsilon": self.epsilon,
         }
 

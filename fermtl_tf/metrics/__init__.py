@@ -1,7 +1,9 @@
 """Evaluation metrics of the papers' tables: numpy arrays in, Python floats (or lists) out.
 
+Every function takes ``(y_true, y_pred)`` in that order (scikit-learn's and Keras' order).
 These compute each number once over a whole evaluation set; they are for reporting, not
-for use inside a training graph.
+for use inside a training graph -- except :func:`nme_per_image` and
+:class:`NormalizedMeanError`, the TF form of :func:`nme` for validating landmark tasks.
 """
 
 from fermtl_tf.metrics.classification import (
@@ -14,10 +16,16 @@ from fermtl_tf.metrics.classification import (
     mean_diagonal,
     uar,
 )
-from fermtl_tf.metrics.landmarks import nme, normalizing_distance
+from fermtl_tf.metrics.landmarks import (
+    NormalizedMeanError,
+    nme,
+    nme_per_image,
+    normalizing_distance,
+)
 from fermtl_tf.metrics.regression import ccc, median_filter_by_sequence
 
 __all__ = [
+    "NormalizedMeanError",
     "accuracy",
     "afa",
     "au_accuracy",
@@ -28,6 +36,7 @@ __all__ = [
     "mean_diagonal",
     "median_filter_by_sequence",
     "nme",
+    "nme_per_image",
     "normalizing_distance",
     "uar",
 ]

@@ -1,8 +1,8 @@
 """Classification metrics as the papers' tables report them (numpy in, Python numbers out).
 
-Expression metrics take integer labels in the scikit-learn order ``(y_true, y_pred)``;
-the action-unit metrics take ``(pred, true, mask)`` because predictions usually arrive
-as probabilities and the mask says which AU labels exist (DESIGN metrics contract).
+Every metric takes ``(y_true, y_pred)`` in that order, as scikit-learn and Keras do.
+Expression metrics take integer labels; the action-unit metrics take 0/1 labels, predicted
+probabilities (or 0/1 predictions) and an optional ``mask`` saying which AU labels exist.
 
 Conventions chosen where the papers are silent, each matching scikit-learn so that it can
 be checked against it:
@@ -112,7 +112,7 @@ def macro_f1(y_true, y_pred, num_classes):
     return float(np.mean(f1))
 
 
-def _au_arrays(pred, true, mask, threshold):
+def _au_arrays(true, pred, mask, threshold):
     """Binarised predictions, binary truth and a boolean mask, all ``[N, K]``."""
     pred = np.asarray(pred, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)
@@ -126,7 +126,7 @@ def _au_arrays(pred, true, mask, threshold):
     if np.isnan(pred[mask]).any() or np.isnan(true[mask]).any():
         raise ValueError("AU predictions or labels contain NaN at annotated entries")
     if not np.isin(true[mask], (0.0, 1.0)).all():
-        raise ValueError("AU labels must be 0/1 occurrences at annotated entries")
+        raise ValueError("AU labels (y_true) must be 0/1 occurrences at annotated entries")
     return pred >= threshold, true > 0.5, mask
 
 
@@ -137,8 +137,8 @@ def _mean_over_annotated(per_au):
     return float(np.mean(annotated))
 
 
-def _per_au_f1(pred, true, mask, threshold):
-    positive, actual, mask = _au_arrays(pred, true, mask, threshold)
+def _per_au_f1(y_true, y_pred, mask, threshold):
+    positive, actual, mask = _au_arrays(y_true, y_pred, mask, threshold)
     tp = np.sum(positive & actual & mask, axis=0)
     fp = np.sum(positive & ~actual & mask, axis=0)
     fn = np.sum(~positive & actual & mask, axis=0)
@@ -146,34 +146,36 @@ def _per_au_f1(pred, true, mask, threshold):
     return np.where(mask.any(axis=0), f1, np.nan)
 
 
-def _per_au_accuracy(pred, true, mask, threshold):
-    positive, actual, mask = _au_arrays(pred, true, mask, threshold)
+def _per_au_accuracy(y_true, y_pred, mask, threshold):
+    positive, actual, mask = _au_arrays(y_true, y_pred, mask, threshold)
     correct = np.sum((positive == actual) & mask, axis=0).astype(np.float64)
     count = mask.sum(axis=0)
     return np.divide(correct, count, out=np.full(count.shape, np.nan), where=count > 0)
 
 
-def au_f1(pred, true, mask=None, threshold=0.5, per_au=False):
+def au_f1(y_true, y_pred, mask=None, threshold=0.5, per_au=False):
     """Binary F1 per AU (prediction ``>= threshold``) over annotated entries, averaged.
 
     The F1 score of DISFA, BP4D, BP4D+ and GFT in Kollias et al. (Sec. 4.2 iii,
-    Tables 3, 5, 6). ``pred`` holds probabilities or 0/1 labels ``[N, K]``; entries
-    with ``mask == 0`` are ignored. With ``per_au=True`` the list of per-AU scores is
-    returned instead (NaN for an AU without any annotated entry).
+    Tables 3, 5, 6). ``y_true`` holds 0/1 labels ``[N, K]``, ``y_pred`` probabilities or
+    0/1 predictions ``[N, K]``; entries with ``mask == 0`` are ignored. With
+    ``per_au=True`` the list of per-AU scores is returned instead (NaN for an AU without
+    any annotated entry).
     """
-    scores = _per_au_f1(pred, true, mask, threshold)
+    scores = _per_au_f1(y_true, y_pred, mask, threshold)
     return [float(s) for s in scores] if per_au else _mean_over_annotated(scores)
 
 
-def au_accuracy(pred, true, mask=None, threshold=0.5, per_au=False):
+def au_accuracy(y_true, y_pred, mask=None, threshold=0.5, per_au=False):
     """Per-AU accuracy over annotated entries, averaged over AUs (same conventions as au_f1)."""
-    scores = _per_au_accuracy(pred, true, mask, threshold)
+    scores = _per_au_accuracy(y_true, y_pred, mask, threshold)
     return [float(s) for s in scores] if per_au else _mean_over_annotated(scores)
 
 
-def afa(pred, true, mask=None, threshold=0.5):
+def afa(y_true, y_pred, mask=None, threshold=0.5):
     """EmotioNet challenge AU score: (mean per-AU F1 + mean per-AU accuracy) / 2.
 
     Kollias et al., Sec. 4.2 iii and the 'AFA Score' column of Tables 3 and 5.
     """
-    return (au_f1(pred, true, mask, threshold) + au_accuracy(pred, true, mask, threshold)) / 2
+    return (au_f1(y_true, y_pred, mask, threshold)
+            + au_accuracy(y_true, y_pred, mask, threshold)) / 2
