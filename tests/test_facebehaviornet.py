@@ -215,3 +215,13 @@ def test_config_accepts_facebehaviornet_sections():
         "sharing": {"name": "hard"},
         "coupling": {"name": "sca_dm", "source": "affwild2"}})
     assert config.coupling.source == "affwild2" and config.data.train[0].keep_tasks == ["va"]
+
+
+@pytest.mark.parametrize("form", ["bernoulli", "printed"])
+def test_the_coupling_form_reaches_the_distribution_matching_loss(form):
+    coupling = {"name": "distribution_matching", "source": "cognitive", "form": form}
+    model = FaceBehaviorNet({"expression": 7, "au": 3, "va": 2}, au_names=MODEL_AUS, width=4,
+                            input_size=32, coupling=coupling)
+    assert model.distribution_matching.form == form
+    revived = FaceBehaviorNet.from_config(model.get_config())
+    assert revived.distribution_matching.form == form

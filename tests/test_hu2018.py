@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import keras
 import numpy as np
@@ -118,6 +119,42 @@ def test_trace_norm_covers_the_33_main_path_convs_with_the_laf_value():
     expected = strength * sum(numpy_trace_norm(layer.kernel.numpy().reshape(-1, 2))
                               for layer in regularised)
     np.testing.assert_allclose(float(tf.add_n(network.losses)), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("normalize, hard_shared", [("reference", 0), ("reference", 6),
+                                                     ("sum", 0)])
+def test_reference_normalisation_averages_the_trace_norm_over_the_regularised_layers(
+        normalize, hard_shared):
+    strength = 1e-2
+    model = Hu2018Model(num_classes=3, depth=18, width=2, input_size=SIZE, stem="compact",
+                        hard_shared_layers=hard_shared,
+                        trace_norm={"method": "laf", "strength": strength,
+                                    "normalize": normalize})
+    kernels = [layer.kernel.numpy() for layer in model.network.layers
+               if getattr(layer, "kernel_regularizer", None) is not None]
+    # ResNet-18: 17 main-path convs; RN(6) shares some of them, which are not regularised
+    assert len(kernels) == 17 if hard_shared == 0 else 0 < len(kernels) < 17
+    total = sum(numpy_trace_norm(kernel.reshape(-1, 2)) for kernel in kernels)
+    expected = strength * (total / len(kernels) if normalize == "reference" else total)
+    np.testing.assert_allclose(float(tf.add_n(model.losses)), expected, rtol=1e-4)
+
+
+def test_the_ganin_reversal_schedule_is_added_by_the_ada_configs(tmp_path):
+    from fermtl_tf.experiments.config import parse_config
+    from fermtl_tf.layers import GradientReversalSchedule
+    from fermtl_tf.methods.hu2018.build import callbacks
+
+    raw = experiment_config(tmp_path, "unused", "unused")
+    raw["coupling"] = {"name": "ada", "reversal_schedule": "ganin", "gamma": 5.0,
+                       "reversal_scale": 0.5}
+    config = parse_config(raw)
+    model = types.SimpleNamespace(trace_norm=None)
+    schedule, = [c for c in callbacks(model, config, tmp_path)
+                 if isinstance(c, GradientReversalSchedule)]
+    assert (schedule.gamma, schedule.max_scale) == (5.0, 0.5)
+    raw["coupling"]["reversal_schedule"] = "constant"
+    assert not [c for c in callbacks(model, parse_config(raw), tmp_path)
+                if isinstance(c, GradientReversalSchedule)]
 
 
 # --- ADA -----------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ class RelatednessCoupling:
             matching (null: Eq. 3's binary for cognitive, the weights for affwild2).
         reweight_observational: co-annotation weights observational AUs by ``w``.
         direction: ``p_log_q`` (Eq. 4/7 as printed) or ``q_log_p`` (distillation).
+        form: distribution matching as the per-AU Bernoulli cross entropy
+            (``bernoulli``, default: −Σ[p log q + (1 − p) log(1 − q)]) or Eq. 4 as printed
+            (``printed``: −Σ p log q, minimised by switching every AU off; docs/FIDELITY.md).
     """
 
     name: str = "sca_dm"
@@ -52,6 +55,7 @@ class RelatednessCoupling:
     observational: Literal["binary", "weighted"] | None = None
     reweight_observational: bool = True
     direction: Literal["p_log_q", "q_log_p"] = "p_log_q"
+    form: Literal["bernoulli", "printed"] = "bernoulli"
 
 
 #: Coupling names -> the coupling losses each switches on (co-annotation is a label

@@ -128,7 +128,8 @@ class FaceBehaviorNet(MultiTaskModel):
         if name not in COUPLING_LOSSES:
             raise ValueError(f"unknown coupling {name!r}; known: {sorted(COUPLING_LOSSES)}")
         coupling = {"source": "cognitive", "weights": {}, "observational": None,
-                    "reweight_observational": True, "direction": "p_log_q", **coupling}
+                    "reweight_observational": True, "direction": "p_log_q",
+                    "form": "bernoulli", **coupling}
         case_two = {"identity", "attributes"} <= set(head_sizes)
         if case_two:
             if name != "distribution_matching" or attribute_relatedness is None:
@@ -148,7 +149,8 @@ class FaceBehaviorNet(MultiTaskModel):
         source, direction = coupling["source"], coupling["direction"]
         if self.attribute_relatedness is not None and "identity" in self.head_sizes:
             self.distribution_matching = DistributionMatchingLoss(
-                relatedness=self.attribute_relatedness, direction=direction)
+                relatedness=self.attribute_relatedness, direction=direction,
+                form=coupling["form"])
             return
         if name == "co_annotation":
             self.co_annotation = CoAnnotation(
@@ -161,7 +163,7 @@ class FaceBehaviorNet(MultiTaskModel):
         if "distribution_matching" in COUPLING_LOSSES[name]:
             self.distribution_matching = DistributionMatchingLoss(
                 self.emotions, self.au_names, source, coupling["observational"],
-                direction=direction)
+                direction=direction, form=coupling["form"])
 
     # --- data -----------------------------------------------------------------------
 

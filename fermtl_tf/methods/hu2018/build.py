@@ -1,6 +1,7 @@
 """Builder and training hooks of Hu et al. 2018 from an experiment config."""
 
 from fermtl_tf.errors import ConfigError
+from fermtl_tf.layers import GradientReversalSchedule
 from fermtl_tf.methods.hu2018.config import TASK_ORDER
 from fermtl_tf.methods.hu2018.model import Hu2018Model
 from fermtl_tf.methods.hu2018.trace_norm_rate import TraceNormRateLogger
@@ -32,6 +33,12 @@ def build_model(config, data):
 
 
 def callbacks(model, config, output_dir):
-    """The per-epoch trace norm rate of every stacked layer (Fig. 3a/3b)."""
+    """The per-epoch trace norm rate of every stacked layer (Fig. 3a/3b) and, with
+    ``coupling.reversal_schedule: ganin``, the gradient-reversal ramp of the ADA layer."""
     method = (model.trace_norm or {}).get("method", "laf")
-    return [TraceNormRateLogger(output_dir, method=method)]
+    extra = []
+    coupling = config.coupling
+    if coupling.name == "ada" and coupling.reversal_schedule == "ganin":
+        extra.append(GradientReversalSchedule(gamma=coupling.gamma,
+                                              max_scale=coupling.reversal_scale))
+    return [TraceNormRateLogger(output_dir, method=method), *extra]

@@ -25,14 +25,21 @@ class TraceNormConfig:
     ``strength`` is the paper's single sharing hyper-parameter; ``gammas`` the per-unfolding
     weights of Eqs. 2-3 (default all 1); ``include_shortcuts`` also regularises the 1x1
     projection shortcuts, which the paper's "33 convolutional layers" leave out.
+    ``normalize: reference`` (default) averages over the unfoldings and over the regularised
+    layers as the authors' TNRDMTL code does; ``sum`` is the plain sum of Eqs. 2-3 on every
+    layer. ``svd``: ``randomized`` is certified within ``tolerance`` of the exact norm (else
+    exact); ``randomized_fixed`` the top-``rank`` estimate (docs/FIDELITY.md).
     """
 
     method: Literal["laf", "tucker", "tt"] = "laf"
     strength: float = 1e-3
-    svd: Literal["exact", "randomized"] = "exact"
+    svd: Literal["exact", "randomized", "randomized_fixed"] = "exact"
     rank: int | None = None
     gammas: list[float] | None = None
     include_shortcuts: bool = False
+    normalize: Literal["reference", "sum"] = "reference"
+    tolerance: float = 0.01
+    gram_dtype: Literal["float64"] | None = None
 
 
 @dataclasses.dataclass
@@ -55,12 +62,15 @@ class AdaCoupling:
 
     A dataset-identity MLP (pooled features - ``hidden_units`` - T) behind a gradient
     reversal layer of strength ``reversal_scale``; its cross-entropy enters the total loss
-    with ``weight``.
+    with ``weight``. ``reversal_schedule: ganin`` ramps the reversal strength from 0 to
+    ``reversal_scale`` as 2 / (1 + exp(-gamma p)) - 1 over training (Ganin & Lempitsky).
     """
 
     name: str = "ada"
     weight: float = 1.0
     reversal_scale: float = 1.0
+    reversal_schedule: Literal["constant", "ganin"] = "constant"
+    gamma: float = 10.0
     hidden_units: list[int] = dataclasses.field(default_factory=lambda: [128, 64])
 
 

@@ -61,6 +61,16 @@ def _regularizer(trace_norm):
     return TensorTraceNorm(**options)
 
 
+def average_over_layers(network, regularizer):
+    """The reference normalisation's mean over the regularised layers: the TNRDMTL code
+    regularises the mean over layers, so the one shared regulariser's strength is divided
+    by the number of kernels it regularises (docs/FIDELITY.md, issue 12)."""
+    layers = [layer for layer in network.layers
+              if getattr(layer, "kernel_regularizer", None) is regularizer]
+    regularizer.strength /= max(len(layers), 1)
+    return len(layers)
+
+
 @keras.saving.register_keras_serializable(package="fermtl_tf")
 class Hu2018Model(MultiTaskModel):
     """Two stacked ResNets (expression, landmarks) with optional trace norm, RN(k), cross-stitch
@@ -99,12 +109,15 @@ class Hu2018Model(MultiTaskModel):
             ada = {"weight": 1.0, "reversal_scale": 1.0, "hidden_units": [128, 64], **ada}
             weights["ada"] = float(ada["weight"])
         num_tasks = len(TASK_ORDER)
+        regularizer = _regularizer(trace_norm)
         network = build_stacked_resnet(
             num_tasks, int(depth), int(width), (int(input_size), int(input_size), 3),
             stem=stem, hard_shared_layers=int(hard_shared_layers),
-            kernel_regularizer=_regularizer(trace_norm),
+            kernel_regularizer=regularizer,
             regularize_shortcuts=bool((trace_norm or {}).get("include_shortcuts")),
             cross_stitch=bool(cross_stitch), implementation=implementation)
+        if regularizer is not None and regularizer.normalize == "reference":
+            average_over_layers(network, regularizer)
         expression_head = keras.layers.Dense(int(num_classes), dtype="float32",
                                              name="expression_logits")
         landmarks_head = keras.layers.Dense(
