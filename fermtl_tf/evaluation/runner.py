@@ -262,8 +262,8 @@ def _attribute_scores(names, outputs, labels, export, manifest):
     _selected(mask.any(axis=1), "attribute")
     probs = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, dtype=np.float64)))
     functions = {
-        "attribute_accuracy": lambda: metrics.au_accuracy(probs, labels["attributes"], mask),
-        "attribute_f1": lambda: metrics.au_f1(probs, labels["attributes"], mask),
+        "attribute_accuracy": lambda: metrics.au_accuracy(labels["attributes"], probs, mask),
+        "attribute_f1": lambda: metrics.au_f1(labels["attributes"], probs, mask),
     }
     return {name: functions[name]() for name in names}, int(mask.any(axis=1).sum()), {}
 
