@@ -157,6 +157,44 @@ def test_the_ganin_reversal_schedule_is_added_by_the_ada_configs(tmp_path):
                 if isinstance(c, GradientReversalSchedule)]
 
 
+# --- landmark whitening (§4.1) ------------------------------------------------------------
+
+
+def test_whitening_statistics_are_the_mean_shape_and_one_scale_of_the_labelled_faces():
+    from fermtl_tf.methods.hu2018.build import landmark_whitening
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0.2, 0.8, (6, 68, 2)).astype(np.float32)
+    mask = np.array([1, 1, 0, 1, 0, 1], np.float32)
+    data = types.SimpleNamespace(training_labels=lambda keys: {
+        "landmarks": points, "landmarks_mask": mask})
+    whitening = landmark_whitening(data)
+    kept = points[mask > 0]
+    np.testing.assert_allclose(whitening["mean"], kept.mean(axis=0), rtol=1e-6)
+    assert whitening["scale"] == pytest.approx(float(np.std(kept - kept.mean(axis=0))), rel=1e-5)
+
+
+def test_whitened_model_predicts_crop_coordinates_and_scores_whitened_errors(tmp_path):
+    rng = np.random.default_rng(1)
+    mean = rng.uniform(0.3, 0.7, (68, 2))
+    model = Hu2018Model(num_classes=3, depth=18, width=2, input_size=SIZE, stem="compact",
+                        landmark_whitening={"mean": mean.tolist(), "scale": 0.25})
+    images = rng.uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    # a zero head predicts the mean shape exactly (bias 0 = the mean when whitened)
+    head = model.landmarks_head
+    head.kernel.assign(np.zeros(head.kernel.shape, np.float32))
+    np.testing.assert_allclose(model(images)["landmarks"].numpy(), [mean, mean], atol=1e-6)
+    truth = rng.uniform(0, 1, (2, 68, 2)).astype(np.float32)
+    batch = {"landmarks": truth, "landmarks_mask": np.array([1.0, 1.0], np.float32)}
+    loss = model.landmark_loss(batch, {"landmarks": tf.constant([mean, mean], tf.float32)})
+    want = np.abs((np.stack([mean, mean]) - truth) / 0.25).reshape(2, -1).mean(axis=1)
+    np.testing.assert_allclose(loss.values.numpy(), want, rtol=1e-5)
+    model.save(tmp_path / "whitened.keras")
+    revived = keras.saving.load_model(tmp_path / "whitened.keras")
+    assert revived.landmark_whitening["scale"] == 0.25
+    np.testing.assert_allclose(revived(images)["landmarks"].numpy(), [mean, mean], atol=1e-6)
+
+
 # --- ADA -----------------------------------------------------------------------------------
 
 
@@ -366,6 +404,7 @@ def test_stacked_config_rejects_a_hard_sharing_point_inside_a_block(tmp_path):
 
     raw = experiment_config(tmp_path, "unused", "unused")
     raw["sharing"] = {"name": "stacked", "hard_shared_layers": 5}
+    raw["method"]["whiten_landmarks"] = False
     config = parse_config(raw)
     config.tasks["expression"].num_classes = 5
     with pytest.raises(ConfigError, match="sharing: hard_shared_layers.*block boundary"):

@@ -89,3 +89,20 @@ def test_a_subclassed_model_trains_with_the_mixin_after_a_functional_one_exists(
     assert history.history["expression_loss"][0] == pytest.approx(np.log(3), rel=1e-5)
     want_bias = -np.mean([[1 / 3 - 1, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3 - 1]], axis=0)
     np.testing.assert_allclose(model.head.bias.numpy(), want_bias, atol=1e-6)
+
+
+def test_landmark_tasks_log_the_inter_pupil_nme_of_labelled_faces():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0.2, 0.8, (4, 68, 2)).astype(np.float32)
+    predicted = truth + rng.normal(0, 0.02, truth.shape).astype(np.float32)
+    mask = np.array([1, 0, 1, 1], np.float32)
+    inputs = keras.Input((68, 2))
+    model = MultiTaskModel(inputs, {"landmarks": keras.layers.Identity()(inputs)},
+                           task_weights={"landmarks": 1.0})
+    model.compile(optimizer="sgd")
+    batch = {"image": predicted, "landmarks": truth, "landmarks_mask": mask}
+    logs = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
+    pupils = truth[:, 36:42].mean(axis=1) - truth[:, 42:48].mean(axis=1)
+    per_face = (np.linalg.norm(predicted - truth, axis=-1).mean(axis=1)
+                / np.linalg.norm(pupils, axis=-1) * 100)
+    assert logs["landmarks_nme"] == pytest.approx(per_face[mask > 0].mean(), rel=1e-4)

@@ -19,7 +19,8 @@ One step (every hook may be overridden; the steps themselves need not be)::
       -> one optimiser step.
 
 ``model.fit`` logs ``loss`` (the weighted total), one ``<name>_loss`` per named loss and
-the task table's metrics (``expression_accuracy``, ``landmarks_error``, ``au_accuracy``).
+the task table's metrics (``expression_accuracy``, ``landmarks_nme`` — the inter-pupil NME
+in percent, Hu et al. 2018 §4.1 —, ``au_accuracy``).
 
 Data: ``fit`` consumes the batch dicts of ``fermtl_tf/data/pipeline.py`` (see
 docs/ARCHITECTURE.md, "Batch dict"), or ``{source: batch dict}`` from the multi-source
@@ -43,6 +44,7 @@ Mixed precision: the loss is scaled with ``self.optimizer.scale_loss`` as Keras'
 import keras
 import tensorflow as tf
 
+from fermtl_tf.metrics.landmarks import nme_per_image
 from fermtl_tf.training.tasks import TASKS, task_loss
 from fermtl_tf.training.weighting import PerSample, Weighting, reduce_loss
 
@@ -221,10 +223,9 @@ class MultiTaskSteps:
             self.task_metrics["expression_accuracy"].update_state(
                 correct, sample_weight=batch["expression_mask"])
         if "landmarks" in self.tasks:
-            difference = tf.cast(outputs["landmarks"], tf.float32) - batch["landmarks"]
-            point_error = tf.reduce_mean(tf.norm(difference, axis=-1), axis=-1)
-            self.task_metrics["landmarks_error"].update_state(
-                point_error, sample_weight=batch["landmarks_mask"])
+            self.task_metrics["landmarks_nme"].update_state(
+                nme_per_image(batch["landmarks"], outputs["landmarks"], "inter_pupil"),
+                sample_weight=batch["landmarks_mask"])
         if "au" in self.tasks:
             predicted = tf.cast(outputs["au_logits"] > 0, tf.float32)
             correct = tf.cast(predicted == tf.cast(batch["au"] > 0.5, tf.float32), tf.float32)

@@ -90,7 +90,7 @@ TASKS = {spec.name: spec for spec in (
     TaskSpec("expression", ExpressionTask, "expression_logits", "expression",
              "expression_mask", f"{_MASKED}:MaskedSoftmaxCrossEntropy", "expression_accuracy"),
     TaskSpec("landmarks", LandmarksTask, "landmarks", "landmarks", "landmarks_mask",
-             f"{_MASKED}:MaskedL1", "landmarks_error"),
+             f"{_MASKED}:MaskedL1", "landmarks_nme"),
     TaskSpec("au", AUTask, "au_logits", "au", "au_mask",
              f"{_MASKED}:MaskedBinaryCrossEntropy", "au_accuracy"),
     TaskSpec("va", VATask, "valence", "valence", "va_mask", None),

@@ -1,10 +1,25 @@
 """Builder and training hooks of Hu et al. 2018 from an experiment config."""
 
+import numpy as np
+
 from fermtl_tf.errors import ConfigError
 from fermtl_tf.layers import GradientReversalSchedule
 from fermtl_tf.methods.hu2018.config import TASK_ORDER
 from fermtl_tf.methods.hu2018.model import Hu2018Model
 from fermtl_tf.methods.hu2018.trace_norm_rate import TraceNormRateLogger
+
+
+def landmark_whitening(data):
+    """``{"mean": [68 x 2], "scale": s}`` of the training landmarks (§4.1, "whitened"): the
+    mean shape of the labelled training faces and the standard deviation of their
+    coordinates about it (one scale, so the geometry stays isotropic)."""
+    labels = data.training_labels(("landmarks", "landmarks_mask"))
+    points = labels["landmarks"][labels["landmarks_mask"] > 0]
+    if not len(points):
+        raise ConfigError("tasks.landmarks: no training source has landmark labels to whiten "
+                          "with; set method.whiten_landmarks: false or add landmark data")
+    mean = points.mean(axis=0)
+    return {"mean": mean.tolist(), "scale": float(np.sqrt(np.mean((points - mean) ** 2)))}
 
 
 def build_model(config, data):
@@ -27,7 +42,9 @@ def build_model(config, data):
             cross_stitch=sharing.cross_stitch, ada=ada,
             landmarks_loss=config.tasks["landmarks"].loss,
             task_weights={t: config.task_weight(t) for t in TASK_ORDER},
-            implementation=sharing.implementation, name="hu2018")
+            implementation=sharing.implementation, name="hu2018",
+            landmark_whitening=(landmark_whitening(data) if config.method.whiten_landmarks
+                                else None))
     except ValueError as error:
         raise ConfigError(f"sharing: {error}") from None
 

@@ -76,10 +76,12 @@ class AdaCoupling:
 
 @dataclasses.dataclass
 class Hu2018Method:
-    """Two stacked task networks, expression then landmarks (§2.2, §2.4); its options are
-    the ``sharing`` (stacked) and ``coupling`` (none | ada) sections."""
+    """Two stacked task networks, expression then landmarks (§2.2, §2.4); further options
+    are the ``sharing`` (stacked) and ``coupling`` (none | ada) sections."""
 
     name: str = "hu2018"
+    # §4.1: landmark coordinates whitened (training mean shape subtracted, one scale)
+    whiten_landmarks: bool = True
 
 
 #: Task order on the stacked axis; the multi-source batch names its sources the same.

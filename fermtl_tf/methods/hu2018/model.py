@@ -72,6 +72,28 @@ def average_over_layers(network, regularizer):
 
 
 @keras.saving.register_keras_serializable(package="fermtl_tf")
+class LandmarkUnwhitening(keras.layers.Layer):
+    """Whitened landmark coordinates back to (0, 1) crop coordinates: ``z * scale + mean``.
+
+    Hu et al. 2018 §4.1: "landmark coordinates are whitened following [43]". The head
+    regresses whitened coordinates (the training mean shape subtracted, divided by one
+    scale: the standard deviation of the centred coordinates); this layer is part of the
+    graph, so predictions and the exported SavedModel give crop coordinates.
+    """
+
+    def __init__(self, mean, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [[float(x), float(y)] for x, y in mean]
+        self.scale = float(scale)
+
+    def call(self, whitened):
+        return whitened * self.scale + tf.constant(self.mean, whitened.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="fermtl_tf")
 class Hu2018Model(MultiTaskModel):
     """Two stacked ResNets (expression, landmarks) with optional trace norm, RN(k), cross-stitch
     and ADA; ``fit`` on ``{"expression": batch, "landmarks": batch}``.
@@ -98,7 +120,8 @@ class Hu2018Model(MultiTaskModel):
 
     def __init__(self, num_classes=13, depth=34, width=64, input_size=96, stem="imagenet",
                  trace_norm=None, hard_shared_layers=0, cross_stitch=False, ada=None,
-                 landmarks_loss="l1", task_weights=None, implementation="auto", **kwargs):
+                 landmarks_loss="l1", task_weights=None, implementation="auto",
+                 landmark_whitening=None, **kwargs):
         if landmarks_loss not in LANDMARK_LOSSES:
             raise ValueError(f"landmarks_loss must be one of {LANDMARK_LOSSES}, "
                              f"got {landmarks_loss!r}")
@@ -120,11 +143,16 @@ class Hu2018Model(MultiTaskModel):
             average_over_layers(network, regularizer)
         expression_head = keras.layers.Dense(int(num_classes), dtype="float32",
                                              name="expression_logits")
+        whitening = dict(landmark_whitening or {"mean": [[0.0, 0.0]] * NUM_LANDMARKS,
+                                                "scale": 1.0})
         landmarks_head = keras.layers.Dense(
             2 * NUM_LANDMARKS, dtype="float32",
-            bias_initializer=keras.initializers.Constant(0.5), name="landmarks_dense")
-        landmarks_shape = keras.layers.Reshape((NUM_LANDMARKS, 2), dtype="float32",
-                                               name="landmarks")
+            # the crop centre without whitening, the mean shape with it
+            bias_initializer=keras.initializers.Constant(0.0 if landmark_whitening else 0.5),
+            name="landmarks_dense")
+        landmarks_shape = keras.Sequential(
+            [keras.layers.Reshape((NUM_LANDMARKS, 2), dtype="float32"),
+             LandmarkUnwhitening(**whitening, dtype="float32")], name="landmarks")
         images = keras.Input((int(input_size), int(input_size), 3), name="image")
         features = network(TileTasks(num_tasks, name="tile_tasks")(images))
         outputs = {
@@ -135,6 +163,8 @@ class Hu2018Model(MultiTaskModel):
         self.network = network
         self.expression_head = expression_head
         self.landmarks_head = landmarks_head
+        self.landmarks_shape = landmarks_shape
+        self.landmark_whitening = landmark_whitening and whitening
         self.num_classes = int(num_classes)
         self.depth, self.width = int(depth), int(width)
         self.input_size, self.stem = int(input_size), stem
@@ -172,9 +202,8 @@ class Hu2018Model(MultiTaskModel):
         return [tf.split(features[t], self.num_tasks)[t] for t in range(self.num_tasks)]
 
     def _heads(self, expression_features, landmark_features):
-        points = tf.reshape(self.landmarks_head(landmark_features), [-1, NUM_LANDMARKS, 2])
         return {"expression_logits": self.expression_head(expression_features),
-                "landmarks": points}
+                "landmarks": self.landmarks_shape(self.landmarks_head(landmark_features))}
 
     def forward_stacked(self, stacked_images, training=None):
         """Outputs on task-stacked images (T, N, H, W, 3): each task on its own rows, plus
@@ -231,14 +260,20 @@ class Hu2018Model(MultiTaskModel):
     def compute_task_losses(self, batch, outputs):
         """Expression CE, landmark l1 (or l2) and, with ADA, the dataset-identity CE."""
         losses = super().compute_task_losses(batch, outputs)
-        if self.landmarks_loss == "l2":
-            error = tf.cast(outputs["landmarks"], tf.float32) - batch["landmarks"]
-            per_sample = tf.reduce_mean(tf.square(tf.reshape(error, [tf.shape(error)[0], -1])),
-                                        axis=1)
-            losses["landmarks"] = PerSample(per_sample, batch["landmarks_mask"])
+        losses["landmarks"] = self.landmark_loss(batch, outputs)
         if self.ada:
             losses["ada"] = self.domain_loss(batch["dataset"], outputs["domain_logits"])
         return losses
+
+    def landmark_loss(self, batch, outputs):
+        """l1 (§2.4) or l2 (Table 6) per sample on whitened coordinates: the error in crop
+        coordinates divided by the whitening scale (the mean shape cancels)."""
+        scale = (self.landmark_whitening or {"scale": 1.0})["scale"]
+        error = (tf.cast(outputs["landmarks"], tf.float32) - batch["landmarks"]) / scale
+        error = tf.reshape(error, [tf.shape(error)[0], -1])
+        per_sample = tf.reduce_mean(tf.abs(error) if self.landmarks_loss == "l1"
+                                    else tf.square(error), axis=1)
+        return PerSample(per_sample, batch["landmarks_mask"])
 
     # --- analysis and serialisation -------------------------------------------------
 
@@ -271,6 +306,7 @@ class Hu2018Model(MultiTaskModel):
             "landmarks_loss": self.landmarks_loss,
             "task_weights": {t: self.task_weights[t] for t in TASK_ORDER},
             "implementation": self.implementation,
+            "landmark_whitening": self.landmark_whitening or None,
         }
 
     @classmethod
