@@ -13,7 +13,6 @@ import time
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 import yaml
 from tensorflow.python.framework import config as tf_config
 from test_training import write_prepared_folder
@@ -86,6 +85,9 @@ def test_resume_refuses_a_changed_config_naming_the_keys_but_allows_more_epochs(
     with pytest.raises(ConfigError, match=r"optimizer\.learning_rate, seed differ.*--restart"):
         prepare_run_folder(parse_config(changed))
     assert (output / "backup").is_dir()  # nothing removed by a refusal
+    (output / "config.yaml").unlink()
+    with pytest.raises(ConfigError, match="without its config.yaml"):
+        prepare_run_folder(longer)
 
 
 def test_a_finished_run_is_refused_and_restart_removes_only_the_runs_files(data, tmp_path):

@@ -14,9 +14,9 @@ import tensorflow as tf
 import yaml
 
 from fermtl_tf.data import schema
-from fermtl_tf.knowledge.vocabularies import BASIC7
 from fermtl_tf.experiments.config import ScheduleConfig
 from fermtl_tf.experiments.experiment import make_schedule, train_model
+from fermtl_tf.knowledge.vocabularies import BASIC7
 from fermtl_tf.training.multitask import MultiTaskModel
 from fermtl_tf.training.strategy import make_strategy
 

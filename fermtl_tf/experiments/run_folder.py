@@ -76,9 +76,13 @@ def prepare_run_folder(config, restart=False, source="<config>"):
         raise ConfigError(f"{source}: {output} holds a finished run (model.keras); rerun "
                           f"with --restart to replace it, or --output elsewhere")
     epoch = resumed_epoch(output)
-    saved = output / "config.yaml"
-    if epoch == 0 or not saved.is_file():
+    if epoch == 0:
         return 0
+    saved = output / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"{source}: {output} holds an interrupted run (epoch {epoch}) "
+                          f"without its config.yaml, so it cannot be checked; rerun with "
+                          f"--restart to start over, or --output elsewhere")
     changed = [key for key in config_differences(_saved_config(saved), config_to_dict(config))
                if key not in RESUMABLE_CHANGES]
     if changed:
