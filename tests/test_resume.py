@@ -26,6 +26,7 @@ from fermtl_tf.experiments.run_folder import (
     RUN_OUTPUTS,
     best_so_far,
     config_differences,
+    is_finished_run,
     prepare_run_folder,
     restored_history,
 )
@@ -105,6 +106,17 @@ def test_a_finished_run_is_refused_and_restart_removes_only_the_runs_files(data,
     assert sorted(os.listdir(output)) == ["notes.txt"]
 
 
+def test_a_finished_run_is_reusable_only_with_the_same_config(data, tmp_path):
+    output = tmp_path / "run"
+    config = parse_config(raw_config(data, output))
+    output.mkdir()
+    save_config(config, output / "config.yaml")
+    assert not is_finished_run(config)  # no model.keras yet
+    (output / "model.keras").write_text("")
+    assert is_finished_run(config)
+    assert not is_finished_run(parse_config(raw_config(data, output, epochs=2)))
+
+
 def test_restored_history_cuts_back_to_the_backed_up_epochs_and_gives_their_best(tmp_path):
     (tmp_path / "history.csv").write_text(
         "epoch,loss,val_loss\n0,2.0,1.5\n1,1.0,0.75\n2,0.5,0.25\n3,0.4,0.")  # row 3 cut
@@ -160,13 +172,14 @@ def test_keep_tasks_leaving_a_task_unlabelled_everywhere_is_refused(data, tmp_pa
     assert "no training record has expression labels" in one_error_line(capsys)
 
 
-@pytest.mark.parametrize("problem", ["split", "manifest", "folder"])
+@pytest.mark.parametrize("problem", ["split", "manifest", "folder", "folds"])
 def test_dataset_problems_are_one_line(data, tmp_path, capsys, problem):
     config = raw_config(data, tmp_path / "run")
+    extra = ["--folds", "all"] if problem == "folds" else []
     if problem == "split":
         config["data"]["train"][0]["split"] = "nosuch"
         expected = "split(s) ['nosuch'] not in"
-    elif problem == "manifest":
+    elif problem in ("manifest", "folds"):
         broken = tmp_path / "broken"
         broken.mkdir()
         (broken / "manifest.json").write_text("{not json")
@@ -175,8 +188,10 @@ def test_dataset_problems_are_one_line(data, tmp_path, capsys, problem):
     else:
         config["data"]["train"][0]["folder"] = str(tmp_path / "absent")
         expected = "no manifest.json in dataset folder"
-    assert run_cli(tmp_path, config) == 2
-    assert expected in one_error_line(capsys)
+    assert run_cli(tmp_path, config, *extra) == 2
+    line = one_error_line(capsys)
+    assert expected in line
+    assert extra or line.startswith(f"fermtl-train: error: {tmp_path / 'exp.yaml'}: ")
 
 
 @pytest.mark.parametrize("override, expected", [

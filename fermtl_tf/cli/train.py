@@ -101,7 +101,8 @@ def main(argv=None):
     from fermtl_tf.experiments.experiment import run_experiment
 
     try:
-        result = run_experiment(config, verbose=args.verbose, restart=args.restart)
+        result = run_experiment(config, verbose=args.verbose, restart=args.restart,
+                                source=args.config)
         print(f"fermtl-train: model saved to {result.model_path}")
         if not args.no_export:
             export_dir = result.export(result.output_dir / "export")

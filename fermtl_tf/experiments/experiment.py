@@ -331,7 +331,7 @@ def _as_config(config_or_path, overrides):
 
 
 def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="auto",
-                   callbacks=(), restart=False):
+                   callbacks=(), restart=False, source=None):
     """Train the experiment described by a config (path, dict or ExperimentConfig).
 
     ``overrides`` are ``key.sub=value`` strings (as ``fermtl-train --set``);
@@ -340,9 +340,11 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
     rerunning an interrupted run resumes it (with the same config but for ``epochs``;
     ``run_folder``). A finished run is not overwritten unless ``restart``, which starts
     over in place. ``callbacks`` are extra Keras callbacks, run after the experiment's
-    and the method's own.
+    and the method's own. ``source`` names the config in error messages (default: its
+    path, or the kind of object given).
     """
-    config, source = _as_config(config_or_path, overrides)
+    config, origin = _as_config(config_or_path, overrides)
+    source = source or origin
     if output_dir is not None:
         config.output_dir = str(output_dir)
     spec = get_method(config.method.name)

@@ -61,10 +61,11 @@ def run_folds(config, folds="all", verbose="auto", restart=False):
     reused, an interrupted one resumes; ``restart`` retrains every round from scratch.
     """
     from fermtl_tf.evaluation import BENCHMARKS, evaluate_fold_models
-    from fermtl_tf.experiments.experiment import run_experiment
+    from fermtl_tf.experiments.experiment import dataset_errors, run_experiment
 
     first = config.data.train[0]
-    available = available_folds(load_manifest(first.folder))
+    with dataset_errors("--folds"):
+        available = available_folds(load_manifest(first.folder))
     if len(available) < 2:
         raise ConfigError(f"--folds: {first.folder}/manifest.json counts folds {available}; "
                           f"prepare it with --folds K (K >= 2)")
