@@ -6,6 +6,7 @@
     fermtl-train CONFIG.yaml --print      # the config with its bases merged, validated
     fermtl-train --list-methods           # one registered method per line, name first
     fermtl-train CONFIG.yaml --folds all  # k-fold: train, export, evaluate every round
+    fermtl-train CONFIG.yaml --restart    # replace the run in the output folder
 
 Config problems (unknown key, wrong type, unreadable file, missing dataset folder) are
 reported as one line, ``fermtl-train: error: <file>: key '<key>': <message>``, with exit
@@ -13,8 +14,9 @@ status 2; so are a dataset folder without the requested split or with a malforme
 manifest, a training task no training record labels, and a full disk. Rerunning an
 interrupted run resumes it from its last finished epoch, with the same config except
 ``epochs`` (another difference is refused, naming the keys); a finished run is not
-overwritten: ``--restart`` starts over in place, ``--output`` elsewhere. The trained model is saved as ``model.keras`` and exported as a SavedModel that takes raw
-pixels into ``<output_dir>/export`` (``fermtl_tf.export``), ready for ``fermtl-eval``.
+overwritten: ``--restart`` starts over in place, ``--output`` elsewhere. The trained
+model is saved as ``model.keras`` and exported as a SavedModel that takes raw pixels
+into ``<output_dir>/export`` (``fermtl_tf.export``), ready for ``fermtl-eval``.
 """
 
 import argparse
