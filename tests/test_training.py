@@ -249,8 +249,9 @@ def test_interrupted_training_resumes_after_the_last_finished_epoch(tmp_path):
     assert (tmp_path / "checkpoints" / "last.keras").exists()
 
 
-def write_prepared_folder(folder, count=12, size=32):
-    """A tiny prepared dataset written by hand (schema-encoded shard + manifest.json)."""
+def write_prepared_folder(folder, count=12, size=32, expression_mask=1):
+    """A tiny prepared dataset written by hand (schema-encoded shard + manifest.json);
+    ``expression_mask=0``: no record has an expression label."""
     folder.mkdir()
     rng = np.random.default_rng(0)
     splits = ["train" if i % 4 else "val" for i in range(count)]
@@ -258,7 +259,7 @@ def write_prepared_folder(folder, count=12, size=32):
         for i in range(count):
             image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
             record = {"image": tf.io.encode_png(image).numpy(), "expression": i % 7,
-                      "expression_mask": 1, "split": splits[i]}
+                      "expression_mask": expression_mask, "split": splits[i]}
             writer.write(schema.encode_example(record, num_aus=0, num_attributes=0))
     manifest = {
         "source": "handmade", "image_size": [size, size], "landmarks_units": "pixels",

@@ -14,12 +14,15 @@ for every record; ``unassigned`` for records without a split), ``--folds`` and
 ``--exclude-folds``. Prints the Markdown results table; with ``--out`` also writes
 results.json, results.csv, results.md and confusion_matrix.png (per fold under
 ``fold_<k>/`` and folds.json, folds.md when ``--model`` holds ``{fold}``). A missing
-folder or file, or a selection matching nothing, is reported in one line naming the
-path, with exit status 2.
+folder or file, a selection matching nothing, an ``--out`` folder that cannot be written
+(checked before evaluating) or a full disk is reported in one line naming the path, with
+exit status 2.
 """
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 
 from fermtl_tf.data.pipeline import available_folds
 from fermtl_tf.evaluation.benchmarks import BENCHMARKS
@@ -107,6 +110,19 @@ def _check_arguments(parser, args):
         parser.error("--split names no split")
 
 
+def check_writable(folder):
+    """Create ``folder`` and write (then remove) a probe file in it, so that an unwritable
+    ``--out`` fails before minutes of evaluation, not after; OSError otherwise."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".fermtl-eval-probe-"):
+        pass
+
+
+def _fail(message):
+    print(f"fermtl-eval: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _evaluate_per_fold(args):
     """Each fold with its own model (``{fold}`` in ``--model``); the folds' Markdown."""
     folds = args.folds
@@ -129,6 +145,11 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
+    if args.out is not None:
+        try:
+            check_writable(args.out)
+        except OSError as error:
+            return _fail(f"--out {args.out}: cannot write there: {error.strerror or error}")
     try:
         if FOLD_PLACEHOLDER in args.model:
             print(_evaluate_per_fold(args), end="")
@@ -139,8 +160,9 @@ def main(argv=None):
             folds=args.folds, exclude_folds=args.exclude_folds, sequence_vote=args.sequence_vote,
         )
     except EvaluationInputError as error:
-        print(f"fermtl-eval: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(error)
+    except OSError as error:  # e.g. the disk filled up while writing the report
+        return _fail(f"{error.strerror or error}: {error.filename or args.out}")
     print(format_markdown(results), end="")
     return 0
 

@@ -6,12 +6,17 @@
     fermtl-train CONFIG.yaml --print      # the config with its bases merged, validated
     fermtl-train --list-methods           # one registered method per line, name first
     fermtl-train CONFIG.yaml --folds all  # k-fold: train, export, evaluate every round
+    fermtl-train CONFIG.yaml --restart    # replace the run in the output folder
 
 Config problems (unknown key, wrong type, unreadable file, missing dataset folder) are
 reported as one line, ``fermtl-train: error: <file>: key '<key>': <message>``, with exit
-status 2. Rerunning an interrupted run resumes it from its last finished epoch. The
-trained model is saved as ``model.keras`` and exported as a SavedModel that takes raw
-pixels into ``<output_dir>/export`` (``fermtl_tf.export``), ready for ``fermtl-eval``.
+status 2; so are a dataset folder without the requested split or with a malformed
+manifest, a training task no training record labels, and a full disk. Rerunning an
+interrupted run resumes it from its last finished epoch, with the same config except
+``epochs`` (another difference is refused, naming the keys); a finished run is not
+overwritten: ``--restart`` starts over in place, ``--output`` elsewhere. The trained
+model is saved as ``model.keras`` and exported as a SavedModel that takes raw pixels
+into ``<output_dir>/export`` (``fermtl_tf.export``), ready for ``fermtl-eval``.
 """
 
 import argparse
@@ -36,6 +41,9 @@ def build_parser():
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per "
                              "epoch (default)")
+    parser.add_argument("--restart", action="store_true",
+                        help="delete this run's outputs in the output directory (checkpoints, "
+                             "backup, logs, history, model, export) and start over")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the SavedModel export into <output_dir>/export")
     parser.add_argument("--check", action="store_true",
@@ -55,6 +63,12 @@ def build_parser():
 def _fail(message):
     print(f"fermtl-train: error: {message}", file=sys.stderr)
     return 2
+
+
+def os_error_line(error):
+    """One line for an OSError (disk full, permission denied): the reason and the file."""
+    reason = error.strerror or str(error)
+    return f"{reason}: {error.filename}" if error.filename else reason
 
 
 def print_methods():
@@ -89,13 +103,16 @@ def main(argv=None):
     from fermtl_tf.experiments.experiment import run_experiment
 
     try:
-        result = run_experiment(config, verbose=args.verbose)
-    except (ConfigError, FileNotFoundError) as error:
+        result = run_experiment(config, verbose=args.verbose, restart=args.restart,
+                                source=args.config)
+        print(f"fermtl-train: model saved to {result.model_path}")
+        if not args.no_export:
+            export_dir = result.export(result.output_dir / "export")
+            print(f"fermtl-train: SavedModel exported to {export_dir}")
+    except ConfigError as error:
         return _fail(error)
-    print(f"fermtl-train: model saved to {result.model_path}")
-    if not args.no_export:
-        export_dir = result.export(result.output_dir / "export")
-        print(f"fermtl-train: SavedModel exported to {export_dir}")
+    except OSError as error:  # disk full, permissions: the run resumes once fixed
+        return _fail(os_error_line(error))
     return 0
 
 
@@ -104,9 +121,11 @@ def _run_folds(config, args):
     from fermtl_tf.experiments.folds import run_folds
 
     try:
-        summary = run_folds(config, args.folds, verbose=args.verbose)
+        summary = run_folds(config, args.folds, verbose=args.verbose, restart=args.restart)
     except (ConfigError, FileNotFoundError, EvaluationInputError) as error:
         return _fail(error)
+    except OSError as error:
+        return _fail(os_error_line(error))
     for metric, values in summary["aggregate"].items():
         print(f"fermtl-train: {metric}: {values['mean']:.4f} +- {values['std']:.4f} "
               f"over folds {summary['folds']}")

@@ -369,8 +369,9 @@ def check_selection(folder, split=None, folds=None, exclude_folds=None, manifest
 
 
 def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, folds=None,
-                    exclude_folds=None, holdout=None):
-    """Parsed examples (image still encoded) of the requested splits, folds and part."""
+                    exclude_folds=None, holdout=None, with_image=True):
+    """Parsed examples (image still encoded; left out with ``with_image=False``) of the
+    requested splits, folds and part."""
     paths = _shard_paths(folder, manifest)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle_files and len(paths) > 1:
@@ -380,6 +381,8 @@ def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, fo
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     spec = schema.parse_spec(manifest["num_aus"], manifest["num_attributes"])
+    if not with_image:
+        del spec["image"]
     records = records.map(
         lambda serialized: tf.io.parse_single_example(serialized, spec),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -397,6 +400,35 @@ def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, fo
     if holdout is not None:
         records = _holdout_filter(records, holdout)
     return records
+
+
+def labelled_tasks(folder, tasks, split=None, folds=None, exclude_folds=None, holdout=None,
+                   keep_tasks=None, batch_size=4096):
+    """The subset of ``tasks`` (keys of :data:`LABEL_TASKS`) with at least one label in
+    the selected records of ``folder``.
+
+    A label scan: the records are parsed without their images and never decoded, and the
+    scan stops as soon as every task has been seen labelled, so a usable dataset costs one
+    batch of records; only a task missing everywhere costs a full read of the selection.
+    ``keep_tasks`` (a source's option) unlabels the tasks outside it, as the reader does.
+    """
+    manifest = load_manifest(folder)
+    wanted = [task for task in tasks if keep_tasks is None or task in keep_tasks]
+    records = _parsed_records(folder, manifest, _requested_splits(split, manifest, folder),
+                              folds=_fold_list("folds", folds, manifest, folder),
+                              exclude_folds=_fold_list("exclude_folds", exclude_folds,
+                                                       manifest, folder),
+                              holdout=_check_holdout(holdout, folder), with_image=False)
+    found = set()
+    for batch in records.batch(batch_size):
+        for task in wanted:
+            masks, _ = LABEL_TASKS[task]
+            present = batch["identity"] >= 0 if task == "identity" else batch[masks[0]] > 0
+            if bool(tf.reduce_any(present)):
+                found.add(task)
+        if found == set(wanted):
+            break
+    return found
 
 
 def _make_element_fn(manifest, image_size, augment, training, keep_metadata, keep_tasks=None):

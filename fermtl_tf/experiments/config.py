@@ -419,11 +419,25 @@ def apply_overrides(raw, overrides, source="<overrides>"):
         for depth, part in enumerate(keys[:-1]):
             node = _child(node, part, ".".join(keys[: depth + 1]), source)
         last = keys[-1]
+        value = _override_value(text, path, source)
         if isinstance(node, list):
-            node[_index(node, last, path, source)] = yaml.safe_load(text)
+            node[_index(node, last, path, source)] = value
+        elif isinstance(node, dict):
+            node[last] = value
         else:
-            node[last] = yaml.safe_load(text)
+            raise ConfigError(f"{source}: key '{'.'.join(keys[:-1])}': cannot set a sub-key "
+                              f"of a scalar (--set {override!r})")
     return raw
+
+
+def _override_value(text, key, source):
+    """The YAML value of ``--set key=text``; a YAML error names the key."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}: key '{key}': --set value {text!r} is not YAML "
+                          f"({problem})") from None
 
 
 def _child(node, part, key, source):

@@ -17,13 +17,18 @@ callbacks, the serving model and export metadata.
 import contextlib
 import dataclasses
 import math
+import os
 from pathlib import Path
 
 import keras
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from fermtl_tf.data.augment import AugmentConfig
 from fermtl_tf.data.pipeline import (
+    LABEL_TASKS,
     count_records,
+    labelled_tasks,
     make_dataset,
     make_multi_source_dataset,
 )
@@ -37,6 +42,7 @@ from fermtl_tf.experiments.config import (
     save_config,
 )
 from fermtl_tf.experiments.data_info import build_data_info, source_name
+from fermtl_tf.experiments.run_folder import best_so_far, prepare_run_folder, restored_history
 from fermtl_tf.export import export_saved_model
 from fermtl_tf.methods import get_method
 from fermtl_tf.training.callbacks import make_callbacks, resumed_epoch
@@ -214,6 +220,62 @@ def resolve_config(config, source="<config>"):
     return data
 
 
+@contextlib.contextmanager
+def dataset_errors(source="<config>"):
+    """Turn the reader's errors about a dataset folder (no manifest, malformed manifest,
+    a split or fold it does not hold; each names the folder) into ConfigErrors, which
+    ``fermtl-train`` reports as one line."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        message = error.args[0] if error.args else repr(error)
+        raise ConfigError(f"{source}: {message}") from None
+
+
+def check_training_labels(config, source="<config>"):
+    """ConfigError naming the task and the folders when a configured task has no label in
+    any training source (every mask 0): it would train on a loss of exactly 0.
+
+    With FaceBehaviorNet's ``co_annotation`` coupling (Kollias et al. §3.1.2) expression
+    and AU labels stand in for each other, so either one labels both.
+    """
+    tasks = [task for task in config.tasks if task in LABEL_TASKS]
+    found = set()
+    for s in config.data.train:
+        found |= labelled_tasks(s.folder, tasks, split=s.split, folds=s.folds,
+                                exclude_folds=s.exclude_folds, holdout=s.holdout,
+                                keep_tasks=s.keep_tasks)
+    if getattr(config.coupling, "name", None) == "co_annotation" and found & {"expression", "au"}:
+        found |= {"expression", "au"}
+    missing = [task for task in tasks if task not in found]
+    if missing:
+        folders = ", ".join(f"{s.folder} (split {s.split!r})" for s in config.data.train)
+        raise ConfigError(f"{source}: key 'tasks.{missing[0]}': no training record has "
+                          f"{' or '.join(missing)} labels (every mask is 0) in {folders}; "
+                          f"remove the task or add a source that labels it")
+
+
+@contextlib.contextmanager
+def op_determinism(enabled):
+    """TensorFlow's op determinism (``enable_op_determinism``) on while the block runs,
+    when ``enabled``; the process's previous setting is restored afterwards.
+
+    With it, ops pick deterministic kernels or raise (GPU scatter/segment reductions,
+    cuDNN autotuning; tf.data runs stateful map functions in order). Its cost is measured
+    by ``benchmarks/determinism_cost.py``.
+    """
+    previous = tf_config.is_op_determinism_enabled()
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not previous:
+            tf_config.disable_op_determinism()  # no public switch-off in TF 2.21
+
+
 # --- running ------------------------------------------------------------------------
 
 
@@ -244,9 +306,13 @@ def train_model(model, train_data, output_dir, epochs, validation_data=None,
                 steps_per_epoch=None, validation_steps=None, callbacks=(), verbose="auto"):
     """``model.fit`` with the experiment callbacks (resume, checkpoints, logs).
 
-    ``callbacks`` are extra Keras callbacks, run after the experiment's own.
+    ``callbacks`` are extra Keras callbacks, run after the experiment's own. A resumed
+    run's ``history.csv`` is cut back to the epochs the backup holds, and the best-model
+    checkpoint continues from their best ``val_loss``.
     """
-    callbacks = [*make_callbacks(output_dir, validation=validation_data is not None),
+    rows = restored_history(output_dir, resumed_epoch(output_dir))
+    callbacks = [*make_callbacks(output_dir, validation=validation_data is not None,
+                                 best=best_so_far(rows)),
                  *callbacks]
     return model.fit(train_data, validation_data=validation_data, epochs=epochs,
                      steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
@@ -265,30 +331,51 @@ def _as_config(config_or_path, overrides):
 
 
 def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="auto",
-                   callbacks=()):
+                   callbacks=(), restart=False, source=None):
     """Train the experiment described by a config (path, dict or ExperimentConfig).
 
     ``overrides`` are ``key.sub=value`` strings (as ``fermtl-train --set``);
     ``output_dir`` replaces the config's. Writes ``config.yaml`` (resolved),
     checkpoints, logs, ``history.csv`` and ``model.keras`` into the output directory;
-    rerunning an interrupted run resumes it. ``callbacks`` are extra Keras callbacks, run
-    after the experiment's and the method's own.
+    rerunning an interrupted run resumes it (with the same config but for ``epochs``;
+    ``run_folder``). A finished run is not overwritten unless ``restart``, which starts
+    over in place. ``callbacks`` are extra Keras callbacks, run after the experiment's
+    and the method's own. ``source`` names the config in error messages (default: its
+    path, or the kind of object given).
     """
-    config, source = _as_config(config_or_path, overrides)
+    config, origin = _as_config(config_or_path, overrides)
+    source = source or origin
     if output_dir is not None:
         config.output_dir = str(output_dir)
     spec = get_method(config.method.name)
-    data = resolve_config(config, source)
+    with dataset_errors(source):
+        data = resolve_config(config, source)
+        check_training_labels(config, source)
     output = Path(config.output_dir)
+    prepare_run_folder(config, restart=restart, source=source)
     output.mkdir(parents=True, exist_ok=True)
     save_config(config, output / "config.yaml")
     keras.utils.set_random_seed(config.seed)
+    with op_determinism(config.deterministic):
+        model, history = _fit(spec, config, data, output, source, verbose, callbacks)
+    model_path = output / "model.keras"
+    return ExperimentResult(
+        model=model, history=history.history, output_dir=output, config=config,
+        model_path=model_path, input_size=tuple(config.data.image_size),
+        normalization=config.data.normalization, metadata=export_metadata(spec, model, data),
+        serving_model=serving_model(spec, model),
+        add_endpoints=export_endpoints(spec, model, config),
+    )
 
-    train_data, steps = training_input(spec, config, source)
-    validation_data = None
-    if config.data.validation:
-        validation_data = make_datasets(config, config.data.validation, training=False,
-                                        repeat=False)
+
+def _fit(spec, config, data, output, source, verbose, callbacks):
+    """Datasets, model, compile, ``fit`` and ``model.keras``: (model, History)."""
+    with dataset_errors(source):
+        train_data, steps = training_input(spec, config, source)
+        validation_data = None
+        if config.data.validation:
+            validation_data = make_datasets(config, config.data.validation, training=False,
+                                            repeat=False)
     strategy = make_strategy(config.strategy)
     with precision_policy(config.precision), strategy.scope():
         model = spec.resolve("builder")(config, data)
@@ -305,15 +392,11 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
                           callbacks=[*(method_callbacks(model, config, output)
                                        if method_callbacks else ()), *callbacks],
                           verbose=verbose)
-    model_path = output / "model.keras"
-    model.save(model_path)
-    return ExperimentResult(
-        model=model, history=history.history, output_dir=output, config=config,
-        model_path=model_path, input_size=tuple(config.data.image_size),
-        normalization=config.data.normalization, metadata=export_metadata(spec, model, data),
-        serving_model=serving_model(spec, model),
-        add_endpoints=export_endpoints(spec, model, config),
-    )
+    # model.keras marks a finished run (run_folder): written whole or not at all.
+    partial = output / "model.partial.keras"
+    model.save(partial)
+    os.replace(partial, output / "model.keras")
+    return model, history
 
 
 def export_metadata(spec, model, data):

@@ -17,6 +17,8 @@ from fermtl_tf.data.pipeline import available_folds, load_manifest
 from fermtl_tf.data.protocols import fold_roles
 from fermtl_tf.errors import ConfigError
 from fermtl_tf.experiments.config import CrossValidationConfig
+from fermtl_tf.experiments.run_folder import is_finished_run
+from fermtl_tf.export import METADATA_FILE
 
 
 def parse_fold_selection(text, available):
@@ -51,14 +53,19 @@ def round_config(config, test_fold, available, output_dir):
     return run
 
 
-def run_folds(config, folds="all", verbose="auto"):
+def run_folds(config, folds="all", verbose="auto", restart=False):
     """Run every selected round of the k-fold protocol; the evaluation summary (with
-    ``aggregate`` {metric: {per_fold, mean, std}})."""
+    ``aggregate`` {metric: {per_fold, mean, std}}).
+
+    A rerun resumes: a round that finished with the same config (and was exported) is
+    reused, an interrupted one resumes; ``restart`` retrains every round from scratch.
+    """
     from fermtl_tf.evaluation import BENCHMARKS, evaluate_fold_models
-    from fermtl_tf.experiments.experiment import run_experiment
+    from fermtl_tf.experiments.experiment import dataset_errors, run_experiment
 
     first = config.data.train[0]
-    available = available_folds(load_manifest(first.folder))
+    with dataset_errors("--folds"):
+        available = available_folds(load_manifest(first.folder))
     if len(available) < 2:
         raise ConfigError(f"--folds: {first.folder}/manifest.json counts folds {available}; "
                           f"prepare it with --folds K (K >= 2)")
@@ -69,8 +76,12 @@ def run_folds(config, folds="all", verbose="auto"):
     base = Path(config.output_dir)
     exports = {}
     for fold in parse_fold_selection(folds, available):
-        result = run_experiment(round_config(config, fold, available, base / f"fold_{fold}"),
-                                verbose=verbose)
-        exports[fold] = result.export(result.output_dir / "export")
+        run = round_config(config, fold, available, base / f"fold_{fold}")
+        export = Path(run.output_dir) / "export"
+        if not restart and is_finished_run(run) and (export / METADATA_FILE).is_file():
+            exports[fold] = export
+            continue
+        result = run_experiment(run, verbose=verbose, restart=restart)
+        exports[fold] = result.export(export)
     return evaluate_fold_models(exports, first.folder, protocol.benchmark, split=first.split,
                                 out_dir=base / "folds", sequence_vote=protocol.sequence_vote)

@@ -45,13 +45,20 @@ def tensorboard_available():
     return importlib.util.find_spec("tensorboard") is not None
 
 
-def make_callbacks(output_dir, validation=False, tensorboard=None):
+def make_callbacks(output_dir, validation=False, tensorboard=None, best=None):
     """Callbacks writing into ``output_dir`` (see the module docstring for the layout).
 
     ``tensorboard=None`` writes TensorBoard logs when the ``tensorboard`` package is
     installed and warns otherwise (the CSV history holds the same numbers). The CSV
     history is appended to when a backup exists (a resumed run), so it keeps one row per
-    epoch across interruptions; a fresh run starts a new file.
+    epoch across interruptions; a fresh run starts a new file. ``best`` is the best
+    ``val_loss`` of the epochs before a resume (None: none yet), so that the best-model
+    checkpoint is replaced only by a better model than every earlier epoch's.
+
+    Order matters for a kill at any moment: the history row and the checkpoints of an
+    epoch are written before ``BackupAndRestore`` records the epoch as done, so a resume
+    redoes (identically, with deterministic inputs) an epoch whose backup was not
+    written, and never skips one whose checkpoint was not.
     """
     if tensorboard is None:
         tensorboard = tensorboard_available()
@@ -65,15 +72,14 @@ def make_callbacks(output_dir, validation=False, tensorboard=None):
     (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     callbacks = [
         LearningRateLogger(),
-        keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir)),
+        keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=resuming),
         keras.callbacks.ModelCheckpoint(str(output_dir / "checkpoints" / "last.keras")),
     ]
     if validation:
         callbacks.append(keras.callbacks.ModelCheckpoint(
             str(output_dir / "checkpoints" / "best.keras"), monitor="val_loss",
-            save_best_only=True))
+            save_best_only=True, initial_value_threshold=best))
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs")))
-    callbacks.append(keras.callbacks.CSVLogger(str(output_dir / "history.csv"),
-                                               append=resuming))
+    callbacks.append(keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir)))
     return callbacks
