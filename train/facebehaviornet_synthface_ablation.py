@@ -121,7 +121,8 @@ def run_variants(runs_dir, overrides):
         start = time.time()
         names = [f"single_{t}" for t in ("va", "au", "expr")] if key == "single" else [key]
         models = [run_experiment(CONFIGS / f"synthface_{n}.yaml", overrides=overrides,
-                                 output_dir=runs_dir / n, verbose=0).model for n in names]
+                                 output_dir=runs_dir / n, verbose=0, restart=True).model
+                  for n in names]
         results[key] = {"models": models, "seconds": time.time() - start}
         print(f"{key}: trained in {results[key]['seconds']:.0f} s", flush=True)
     return results

@@ -97,7 +97,7 @@ def run_variants(folders, runs_dir, epochs, overrides):
                     f"epochs={epochs}", *overrides]
         started = time.time()
         result = run_experiment(CONFIGS / f"synthface_{key}.yaml", overrides=settings,
-                                output_dir=runs_dir / key, verbose=0)
+                                output_dir=runs_dir / key, verbose=0, restart=True)
         seconds = time.time() - started
         size = result.config.data.image_size[0]
         results[key] = {**evaluate(result.model, folders, size), "seconds": seconds,
