@@ -220,24 +220,12 @@ def test_cosine_schedule_is_halfway_down_at_half_the_steps():
                                rtol=1e-6)
 
 
-class Interrupt(keras.callbacks.Callback):
-    """Simulates a crash at the start of ``epoch``."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise RuntimeError("interrupted")
-
-
-def test_interrupted_training_resumes_after_the_last_finished_epoch(tmp_path):
+def test_interrupted_training_resumes_after_the_last_finished_epoch(tmp_path, interrupt_at):
     data = one_batch(make_batch(8, seed=7))
     model = linear_two_task()
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     with pytest.raises(RuntimeError, match="interrupted"):
-        train_model(model, data, tmp_path, epochs=4, callbacks=[Interrupt(2)], verbose=0)
+        train_model(model, data, tmp_path, epochs=4, callbacks=[interrupt_at(2)], verbose=0)
     resumed = linear_two_task()
     resumed.compile(optimizer=keras.optimizers.SGD(0.1))
     history = train_model(resumed, data, tmp_path, epochs=4, verbose=0)

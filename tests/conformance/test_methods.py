@@ -102,22 +102,10 @@ def test_get_config_rebuilds_the_same_architecture(trained):
     assert [w.shape for w in rebuilt.weights] == [w.shape for w in model.weights]
 
 
-class Interrupt(keras.callbacks.Callback):
-    """Kills training at the start of epoch ``epoch`` (after the previous one was backed up)."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise RuntimeError("interrupted")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_resume_after_an_interruption_ends_where_an_uninterrupted_run_ends(
-        spec, synthface_folders, tmp_path):
+        spec, synthface_folders, tmp_path, interrupt_at):
     # Whole passes per epoch (no steps_per_epoch): a resumed run restarts the data stream,
     # so with a repeated stream the interrupted run would see other batches in epoch 2.
     changes = {"epochs": 2, "deterministic": True}
@@ -125,7 +113,7 @@ def test_resume_after_an_interruption_ends_where_an_uninterrupted_run_ends(
                            verbose=0)
     cut = smoke_config(spec, synthface_folders, tmp_path / "cut", **changes)
     with pytest.raises(RuntimeError, match="interrupted"):
-        run_experiment(cut, verbose=0, callbacks=[Interrupt(1)])
+        run_experiment(cut, verbose=0, callbacks=[interrupt_at(1)])
     resumed = run_experiment(cut, verbose=0)
     assert resumed.history.get("loss") and len(resumed.history["loss"]) == 1  # epoch 2 only
     # oneDNN's float32 reductions differ in the last bits between processes' thread
