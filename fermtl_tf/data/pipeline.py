@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from fermtl_tf.data import schema
 from fermtl_tf.data.augment import AugmentConfig, make_augment_fn
+from fermtl_tf.data.schema import UNASSIGNED_SPLIT
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 
 #: Image normalisations understood by :func:`normalize_images` (and the exporter).
@@ -42,8 +43,6 @@ NORMALIZATION_MODES = ("minus_one_one", "zero_one", "per_image", "none")
 #: Manifest keys the reader needs.
 REQUIRED_MANIFEST_KEYS = ("num_aus", "num_attributes", "image_size", "au_names", "shards")
 
-#: Name under which the manifest counts records written without a split (``split=""``).
-UNASSIGNED_SPLIT = "unassigned"
 
 #: Features kept only with ``keep_metadata=True`` (evaluation, sequence protocols).
 METADATA_FEATURES = ("image_id", "sequence_id", "source", "split", "frame_index", "fold")

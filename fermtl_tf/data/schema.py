@@ -30,6 +30,10 @@ import tensorflow as tf
 
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 
+#: The split of records that belong to no split (lab sets split by folds); older folders
+#: stored "" instead, which the reader accepts under the same name.
+UNASSIGNED_SPLIT = "unassigned"
+
 #: Scalar features: name -> (dtype, default written when the value is missing).
 SCALAR_FEATURES = {
     "image_id": (tf.string, b""),

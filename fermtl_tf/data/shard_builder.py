@@ -23,6 +23,7 @@ import numpy as np
 
 from fermtl_tf.data import face as face_ops
 from fermtl_tf.data.image_io import InputProblem, encode_image, read_image
+from fermtl_tf.data.schema import UNASSIGNED_SPLIT
 from fermtl_tf.data.sources.base import PrepError
 from fermtl_tf.knowledge.landmarks import five_points
 
@@ -32,8 +33,6 @@ CROP_PRIORITY = {
     "landmarks": ("landmarks", "box", "detect"),
     "box": ("box", "landmarks", "detect"),
 }
-#: Split name of inputs the source gives no split (records and manifest alike).
-UNASSIGNED = "unassigned"
 #: Decoded pixels a chunk holds before it detects, crops and frees them (~144 MB RGB).
 CHUNK_PIXELS = 48_000_000
 #: With ``workers=0`` (automatic) smaller runs stay in one process: each worker starts
@@ -45,8 +44,8 @@ AUTO_MAX_WORKERS = 4
 
 def split_name(item):
     """The split written to the record and counted in the manifest's ``splits``: the
-    input's own, or :data:`UNASSIGNED`, so ``split="unassigned"`` selects those rows."""
-    return item.split or UNASSIGNED
+    input's own, or :data:`~fermtl_tf.data.schema.UNASSIGNED_SPLIT`, so ``split="unassigned"`` selects those rows."""
+    return item.split or UNASSIGNED_SPLIT
 
 
 @dataclasses.dataclass
