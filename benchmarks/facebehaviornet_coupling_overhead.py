@@ -20,11 +20,11 @@ the ratio uses those medians. The per-round ratios and the ratio of the fastest 
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import _step_timing  # noqa: E402 (benchmarks/, beside this script)
 
 VARIANTS = ("none", "sca_dm")
 
@@ -54,7 +54,6 @@ def batches(size, batch_sizes, seed=0):
 def time_variant(args):
     """Child process: build one model, warm up, return its timed step seconds."""
     import keras
-    import tensorflow as tf
 
     from fermtl_tf.methods.facebehaviornet.model import FaceBehaviorNet
 
@@ -62,30 +61,16 @@ def time_variant(args):
     model = FaceBehaviorNet({"expression": 7, "au": 17, "va": 2}, width=args.width,
                             input_size=args.size, coupling={"name": args.variant})
     model.compile(optimizer=keras.optimizers.SGD(1e-4, momentum=0.9))
-    step = tf.function(model.train_step)
     data = batches(args.size, args.batch)
-    times = []
-    for index in range(args.warmup + args.steps):
-        start = time.perf_counter()
-        float(step(data)["loss"])  # wait for the step
-        if index >= args.warmup:
-            times.append(time.perf_counter() - start)
-    return {"variant": args.variant, "step_s": times,
-            "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"}
+    return {"variant": args.variant, **_step_timing.time_train_step(model, data, args.warmup,
+                                                                     args.steps)}
 
 
 def run_child(args, variant):
-    """Run this script with ``--variant``; return the child's JSON line as a dict."""
-    command = [sys.executable, os.path.abspath(__file__), "--variant", variant,
-               "--width", str(args.width), "--size", str(args.size),
-               "--batch", *map(str, args.batch), "--steps", str(args.steps),
-               "--warmup", str(args.warmup)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode or not lines:
-        raise SystemExit(f"benchmark child --variant {variant} failed (exit "
-                         f"{done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    """This script with ``--variant``; the child's JSON line as a dict."""
+    return _step_timing.run_child(os.path.abspath(__file__), variant, [
+        "--width", args.width, "--size", args.size, "--batch", *args.batch,
+        "--steps", args.steps, "--warmup", args.warmup])
 
 
 def median(values):

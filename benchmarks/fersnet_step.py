@@ -16,11 +16,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import _step_timing  # noqa: E402 (benchmarks/, beside this script)
 
 VARIANTS = ("classifier", "fersnet")
 
@@ -48,28 +48,15 @@ def time_variant(args):
             "expression_mask": np.ones(args.batch)}
     labels = ("expression", "target_expression")
     data = {k: tf.constant(v, tf.int32 if k in labels else tf.float32) for k, v in data.items()}
-    step = tf.function(model.train_step)
-    times = []
-    for index in range(args.warmup + args.steps):
-        start = time.perf_counter()
-        float(step(data)["loss"])  # wait for the step
-        if index >= args.warmup:
-            times.append(time.perf_counter() - start)
-    return {"variant": args.variant, "step_s": times,
-            "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"}
+    return {"variant": args.variant, **_step_timing.time_train_step(model, data, args.warmup,
+                                                                     args.steps)}
 
 
 def run_child(args, variant):
     """This script with ``--variant``; the child's JSON line as a dict."""
-    command = [sys.executable, os.path.abspath(__file__), "--variant", variant,
-               "--size", str(args.size), "--batch", str(args.batch),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode or not lines:
-        raise SystemExit(f"fersnet_step child {variant} failed ({done.returncode}):\n"
-                         f"{done.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    return _step_timing.run_child(os.path.abspath(__file__), variant, [
+        "--size", args.size, "--batch", args.batch, "--steps", args.steps,
+        "--warmup", args.warmup])
 
 
 def main(argv=None):
