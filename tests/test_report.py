@@ -209,7 +209,7 @@ def test_cli_writes_markdown_json_and_the_readme_section(project, capsys):
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# Demo\n\nIntro.\n\n" + reproduction.README_START)
     assert "- **Demo et al.**: 8 rows, 6 with a config, 1 pending, 1 not reproducible; " \
-           "4 run on real data, 2 within 1 point of the paper." in text
+           "4 run on real data, 2 within 1 point of the paper; 1 with a SynthFace result." in text
     assert main(argv) == 0  # a second run replaces the section instead of appending one
     assert readme.read_text(encoding="utf-8").count(reproduction.README_START) == 1
 
@@ -313,3 +313,45 @@ def test_reads_results_json_as_the_evaluation_writer_writes_it(project, tmp_path
     assert _cell(cells, "Table 1", "Ours", "Acc (%)")["ours"] == pytest.approx(700 / 9)
     assert _cell(cells, "Table 3", "Ours", "AN")["ours"] == pytest.approx(75.0)      # 3 of 4
     assert _cell(cells, "Table 3", "Ours", "AN->HA")["ours"] == pytest.approx(25.0)  # 1 of 4
+
+
+# --- --synthface: the studies run first, their runs fill the SynthFace column ---------
+
+FAKE_STUDY = '''
+import argparse, json, os, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--seeds", type=int, nargs="+")
+parser.add_argument("--runs")
+parser.add_argument("--page")
+args = parser.parse_args()
+run = os.path.join(args.runs, "s", "seed%d" % args.seeds[0])
+os.makedirs(os.path.join(run, "eval"), exist_ok=True)
+open(os.path.join(run, "config.yaml"), "w").write("name: synth_a\\n")
+json.dump({"benchmark": "synthface", "split": "test", "synthetic": True,
+           "metrics": {"accuracy": 0.4 + 0.1 * args.seeds[0]}},
+          open(os.path.join(run, "eval", "results.json"), "w"))
+json.dump({"argv": sys.argv[1:]}, open(os.path.join(args.runs, "argv.json"), "w"))
+'''
+
+
+def test_synthface_mode_runs_each_study_then_reports_its_runs(project, capsys):
+    _write(str(project / "train" / "demo_synthface_study.py"), FAKE_STUDY)
+    runs = project / "fresh_runs"
+    argv = ["--references", str(project / "references"), "--root", str(project),
+            "--out", str(project / "R.md"), "--synthface", "--seeds", "2",
+            "--runs", str(runs)]
+    assert main(argv) == 0
+    study_runs = runs / "studies" / "demo"
+    recorded = json.loads((study_runs / "argv.json").read_text())["argv"]
+    assert recorded == ["--seeds", "2", "--runs", str(study_runs), "--page", ""]
+    cells, _, _ = build_report(str(project / "references"), str(runs), root=str(project))
+    np.testing.assert_allclose(_cell(cells, "Table 1", "Ours", "Acc (%)")["synthface"], 60.0)
+    assert "demo study" in capsys.readouterr().out
+
+
+def test_synthface_mode_stops_on_a_failing_study(project, capsys):
+    _write(str(project / "train" / "broken_synthface_study.py"), "raise SystemExit(3)\n")
+    assert main(["--references", str(project / "references"), "--root", str(project),
+                 "--out", str(project / "R.md"), "--synthface"]) == 1
+    assert "broken_synthface_study.py exited with status 3" in capsys.readouterr().err
+    assert not (project / "R.md").exists()
