@@ -345,3 +345,62 @@ def test_stratified_holdout_takes_a_rounded_fraction_of_every_class(holdout_fold
         assert len(held & ids) == int(round(0.25 * len(ids)))
     assert holdout_ids(folder, "holdout", stratify=True, training=True) == held
     assert holdout_ids(folder, "holdout", stratify=True, seed=1) != held
+
+
+# -- the training stream: a fixed sequence, so a resumed run continues it exactly -------
+
+
+def stream(folder, first_record=0, seed=3, batch_size=4, batches=9):
+    dataset = make_dataset(folder, split=None, batch_size=batch_size, image_size=(24, 24),
+                           augment=TRAIN_AUGMENT, seed=seed, deterministic=True,
+                           keep_metadata=True, repeat=True, drop_remainder=True,
+                           first_record=first_record)
+    return list(dataset.take(batches).as_numpy_iterator())
+
+
+def test_training_stream_passes_are_shuffled_permutations(dataset_folder):
+    folder, records = dataset_folder
+    ids = np.concatenate([b["image_id"] for b in stream(folder, batches=9)])  # 3 passes of 12
+    passes = [ids[i:i + 12] for i in (0, 12, 24)]
+    expected = sorted(r["image_id"].encode() for r in records)
+    assert all(sorted(p) == expected for p in passes)
+    assert len({tuple(p) for p in passes}) == 3  # each pass has its own order
+
+
+def test_training_stream_started_later_continues_the_uninterrupted_one(dataset_folder):
+    folder, _ = dataset_folder
+    whole = stream(folder, batches=9)
+    # 20 records in: the middle of the second pass (12 records a pass), batch-aligned
+    assert_same_batches(whole[5:], stream(folder, first_record=20, batches=4))
+    assert_same_batches(whole[3:], stream(folder, first_record=12, batches=6))
+
+
+def test_training_stream_depends_on_the_seed(dataset_folder):
+    folder, _ = dataset_folder
+    with pytest.raises(AssertionError):
+        assert_same_batches(stream(folder, seed=3), stream(folder, seed=4))
+
+
+def test_multi_source_first_step_continues_the_sequence(tmp_path):
+    expr = write_folder(str(tmp_path / "expr"), make_records(5, 3, split_of=lambda i: "train"))
+    lmk = write_folder(str(tmp_path / "lmk"), make_records(12, 4, split_of=lambda i: "train"))
+
+    def steps(first_step, epochs):
+        sources = {"expr": dict(folder=expr, batch_size=2, keep_metadata=True,
+                                augment=TRAIN_AUGMENT),
+                   "lmk": dict(folder=lmk, batch_size=3, keep_metadata=True)}
+        return list(make_multi_source_dataset(
+            sources, image_size=(16, 16), seed=0, deterministic=True, epochs=epochs,
+            first_step=first_step).as_numpy_iterator())
+
+    whole = steps(0, 3)
+    assert len(whole) == 12  # three epochs of ceil(12 / 3) steps
+    later = steps(4, 2)
+    for name in ("expr", "lmk"):
+        assert_same_batches([s[name] for s in whole[4:]], [s[name] for s in later])
+
+
+def test_first_record_outside_the_training_stream_is_refused(dataset_folder):
+    folder, _ = dataset_folder
+    with pytest.raises(ValueError, match="first_record"):
+        make_dataset(folder, split=None, training=False, first_record=4)

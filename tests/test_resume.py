@@ -37,9 +37,11 @@ def raw_config(data, output, **changes):
     """A tiny baseline config on the hand-written folder ``data``."""
     config = {
         "output_dir": str(output), "seed": 0, "method": {"name": "baseline"},
-        "data": {"train": [{"folder": str(data), "batch_size": 4}],
+        # shuffled and augmented: the resumed stream must continue, not restart
+        "data": {"train": [{"folder": str(data), "batch_size": 4,
+                            "augment": {"flip": True, "rotation_deg": 10}}],
                  "validation": [{"folder": str(data), "split": "val", "batch_size": 4}],
-                 "image_size": [32, 32], "shuffle_buffer": 1},
+                 "image_size": [32, 32], "shuffle_buffer": 64},
         "backbone": {"depth": 18, "width": 4, "stem": "compact"},
         "tasks": {"expression": {}}, "epochs": 1, "deterministic": True,
     }

@@ -8,7 +8,8 @@ dataset, AUs or landmarks from another), each source with its own batch size.
 
 Order of operations (per element unless noted)::
 
-    shards -> parse -> filter split [, folds, holdout part] -> [cache] -> [shuffle] -> [repeat]
+    shards -> parse -> filter split [, folds, holdout part] -> [cache] -> [shuffle]
+           -> [repeat: passes 0, 1, ... of the training stream]
            -> zip with a per-element random seed -> decode, landmarks to (0, 1),
               augment + resize -> batch -> normalise (vectorised) -> prefetch
 
@@ -21,14 +22,18 @@ and what it holds. :func:`fermtl_tf.data.protocols.fold_roles` gives the train,
 validation and test folds of one round of k-fold cross-validation.
 
 Randomness: every augmentation is stateless and takes its seed from a
-``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`` stream zipped with the
-elements, so the seed of an element is a function of (seed, epoch, element index). With
-``deterministic=True`` the dataset's ``Options.deterministic`` is on as well, and two
-pipelines built with the same arguments yield identical batches, epoch after epoch.
+``tf.data.Dataset.random`` stream zipped with the elements. Training reads the *training
+stream* (``repeat=True``): pass p of the selection takes its shard order, shuffle and
+augmentation seeds from (seed, p) alone, so the seed of an element is a function of
+(seed, position in the stream) and a stream started at record n (``first_record``, a
+resumed run) continues exactly as an uninterrupted one. With ``deterministic=True`` the
+dataset's ``Options.deterministic`` is on as well, and two pipelines built with the
+same arguments yield identical batches, epoch after epoch.
 """
 
 import json
 import os
+import random
 
 import tensorflow as tf
 
@@ -37,6 +42,8 @@ from fermtl_tf.data.augment import AugmentConfig, make_augment_fn
 from fermtl_tf.data.schema import UNASSIGNED_SPLIT
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 
+#: Pass numbers of a training stream stay below this (seeds of passes never collide).
+_PASS_STRIDE = 1_000_003
 #: Image normalisations understood by :func:`normalize_images` (and the exporter).
 NORMALIZATION_MODES = ("minus_one_one", "zero_one", "per_image", "none")
 
@@ -318,19 +325,21 @@ def stratified_holdout_ids(records, fraction, seed):
 
 
 def _holdout_filter(records, holdout):
-    """Keep the held-out part of ``records`` or the rest (``holdout`` checked)."""
+    """``keep(records)``: the held-out part of ``records`` or the rest (``holdout``
+    checked). The stratified cut scans ``records`` once, now."""
     fraction, seed, part, stratify = holdout
     keep = part == "holdout"
     if not stratify:
-        return records.filter(
+        return lambda records: records.filter(
             lambda record: tf.equal(in_holdout(record["image_id"], fraction, seed), keep))
     held = stratified_holdout_ids(records, fraction, seed)
     if not held:
-        return records.filter(lambda record: tf.constant(not keep))
+        return lambda records: records.filter(lambda record: tf.constant(not keep))
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(held), tf.ones(len(held), tf.int64)),
         default_value=0)
-    return records.filter(lambda record: tf.equal(table.lookup(record["image_id"]) > 0, keep))
+    return lambda records: records.filter(
+        lambda record: tf.equal(table.lookup(record["image_id"]) > 0, keep))
 
 
 def count_records(folder, split=None, manifest=None, folds=None, exclude_folds=None,
@@ -367,38 +376,55 @@ def check_selection(folder, split=None, folds=None, exclude_folds=None, manifest
     return count
 
 
+def _record_reader(folder, manifest, splits, folds=None, exclude_folds=None, holdout=None,
+                   with_image=True):
+    """``read(files)``: parsed examples (image still encoded; left out with
+    ``with_image=False``) of the requested splits, folds and part, read from a dataset of
+    shard paths. Whatever needs a scan (the stratified holdout) is done once, here, so
+    ``read`` can be called again for every pass of a training stream."""
+    spec = schema.parse_spec(manifest["num_aus"], manifest["num_attributes"])
+    if not with_image:
+        del spec["image"]
+    cycle = min(len(_shard_paths(folder, manifest)), 4)
+
+    def parse(files):
+        records = files.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
+                                   num_parallel_calls=tf.data.AUTOTUNE)
+        return records.map(lambda serialized: tf.io.parse_single_example(serialized, spec),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+
+    def select(records):
+        if splits is not None:
+            wanted = tf.constant(_record_split_values(splits))
+            records = records.filter(
+                lambda record: tf.reduce_any(tf.equal(record["split"], wanted)))
+        if folds is not None:
+            kept = tf.constant(folds, tf.int64)
+            records = records.filter(
+                lambda record: tf.reduce_any(tf.equal(record["fold"], kept)))
+        if exclude_folds is not None:
+            dropped = tf.constant(exclude_folds, tf.int64)
+            records = records.filter(
+                lambda record: tf.logical_not(tf.reduce_any(tf.equal(record["fold"], dropped))))
+        return records
+
+    if holdout is None:
+        return lambda files: select(parse(files))
+    paths = tf.data.Dataset.from_tensor_slices(_shard_paths(folder, manifest))
+    keep_part = _holdout_filter(select(parse(paths)), holdout)
+    return lambda files: keep_part(select(parse(files)))
+
+
 def _parsed_records(folder, manifest, splits, shuffle_files=False, seed=None, folds=None,
                     exclude_folds=None, holdout=None, with_image=True):
-    """Parsed examples (image still encoded; left out with ``with_image=False``) of the
-    requested splits, folds and part."""
+    """Parsed examples of the requested splits, folds and part (:func:`_record_reader`),
+    shard order reshuffled on every iteration with ``shuffle_files``."""
     paths = _shard_paths(folder, manifest)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle_files and len(paths) > 1:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    records = files.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(paths), 4),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    spec = schema.parse_spec(manifest["num_aus"], manifest["num_attributes"])
-    if not with_image:
-        del spec["image"]
-    records = records.map(
-        lambda serialized: tf.io.parse_single_example(serialized, spec),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    if splits is not None:
-        wanted = tf.constant(_record_split_values(splits))
-        records = records.filter(lambda record: tf.reduce_any(tf.equal(record["split"], wanted)))
-    if folds is not None:
-        kept = tf.constant(folds, tf.int64)
-        records = records.filter(lambda record: tf.reduce_any(tf.equal(record["fold"], kept)))
-    if exclude_folds is not None:
-        dropped = tf.constant(exclude_folds, tf.int64)
-        records = records.filter(
-            lambda record: tf.logical_not(tf.reduce_any(tf.equal(record["fold"], dropped))))
-    if holdout is not None:
-        records = _holdout_filter(records, holdout)
-    return records
+    read = _record_reader(folder, manifest, splits, folds, exclude_folds, holdout, with_image)
+    return read(files)
 
 
 def labelled_tasks(folder, tasks, split=None, folds=None, exclude_folds=None, holdout=None,
@@ -456,10 +482,69 @@ def _make_element_fn(manifest, image_size, augment, training, keep_metadata, kee
     return element
 
 
+def _pass_seed(seed, pass_index):
+    """The seed of one pass of a training stream (shard order, shuffle, augmentation):
+    a function of (seed, pass) only, distinct for every pass below :data:`_PASS_STRIDE`."""
+    return tf.cast(seed, tf.int64) * _PASS_STRIDE + tf.cast(pass_index, tf.int64)
+
+
+def _training_stream(read, paths, count, shuffle_buffer, seed, first_record, cache):
+    """(record, element seed) pairs of the endless training stream, from ``first_record``.
+
+    Pass p (one shuffled reading of the selection) draws its shard order, shuffle and
+    augmentation seeds from :func:`_pass_seed` (seed, p) alone, so the stream is a fixed
+    sequence: started at record n it continues exactly as an uninterrupted stream does
+    after its first n records. A resumed run starts where the interrupted one stopped,
+    with the same orders and augmentations (issue 13: resume equals an uninterrupted run).
+    """
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    cached = read(files).cache() if cache else None
+
+    def one_pass(pass_index):
+        # The pass seed is a tensor here; TF pairs an op seed with the graph-level seed
+        # and, when that is 0 (keras.utils.set_random_seed(0)), tests the tensor as a
+        # Python bool. Clearing the seed of this function's graph (graph mode: it does
+        # not touch the global seed) makes every draw a function of (seed, pass) alone.
+        tf.random.set_seed(None)
+        pass_seed = _pass_seed(seed, pass_index)
+        if cached is not None:
+            records = cached
+        else:
+            order = files.shuffle(len(paths), seed=pass_seed, reshuffle_each_iteration=False)
+            records = read(order if len(paths) > 1 else files)
+        if shuffle_buffer > 1:
+            records = records.shuffle(shuffle_buffer, seed=pass_seed,
+                                      reshuffle_each_iteration=False)
+        return tf.data.Dataset.zip(records, tf.data.Dataset.random(seed=pass_seed).batch(2))
+
+    first_pass, offset = divmod(int(first_record), count)
+    stream = tf.data.Dataset.counter(first_pass).flat_map(one_pass).skip(offset)
+    return stream.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
+
+
+def _iterations(read, paths, training, shuffle_buffer, seed, repeat, cache):
+    """(record, element seed) pairs read once per iteration of the dataset (evaluation, or
+    one training pass per iteration: shard order, shuffle and augmentation seeds advance
+    with every iteration in this process, which a restarted process does not recall)."""
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    if training and len(paths) > 1:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    records = read(files)
+    if cache:
+        records = records.cache()
+    if training and shuffle_buffer > 1:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        records = records.repeat()
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(records, seeds)
+
+
 def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), training=True,
                  augment=None, normalization="minus_one_one", shuffle_buffer=1024, seed=0,
                  deterministic=False, keep_metadata=False, repeat=False, drop_remainder=False,
-                 cache=False, folds=None, exclude_folds=None, keep_tasks=None, holdout=None):
+                 cache=False, folds=None, exclude_folds=None, keep_tasks=None, holdout=None,
+                 first_record=0):
     """Batched ``tf.data.Dataset`` of batch dicts read from one prepared folder.
 
     Args:
@@ -478,7 +563,13 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
         deterministic: same batches for the same arguments, every run.
         keep_metadata: also yield ``image_id``, ``sequence_id``, ``source``, ``split``
             (tf.string) and ``frame_index``, ``fold`` (int64).
-        repeat: repeat forever (the shuffle differs from one pass to the next).
+        repeat: repeat forever (the shuffle differs from one pass to the next). In
+            training this is the *training stream*: pass p of the selection is shuffled
+            and augmented with seeds of (seed, p) only, so the stream is one fixed
+            sequence, whatever the process; without ``repeat`` a training dataset is one
+            pass per iteration, reshuffled by the iteration count of this process.
+        first_record: where the training stream starts (records already consumed: a
+            resumed run passes ``epochs done x steps x batch_size``).
         drop_remainder: drop the last incomplete batch (static batch dimension).
         cache: cache the parsed, filtered records (images still encoded) in memory.
         folds: keep only records whose ``fold`` is in this int or list (k-fold protocols,
@@ -511,21 +602,20 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     checked_holdout = _check_holdout(holdout, folder)
     count = check_selection(folder, split, folds, exclude_folds, manifest, holdout)
 
-    records = _parsed_records(folder, manifest, splits, shuffle_files=training, seed=seed,
-                              folds=folds, exclude_folds=exclude_folds,
-                              holdout=checked_holdout)
-    if cache:
-        records = records.cache()
-    if training and shuffle_buffer > 1:
-        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        records = records.repeat()
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    read = _record_reader(folder, manifest, splits, folds, exclude_folds, checked_holdout)
+    if training and repeat:
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        elements = _training_stream(read, _shard_paths(folder, manifest), count,
+                                    shuffle_buffer, seed, first_record, cache)
+    else:
+        if first_record:
+            raise ValueError("first_record needs training=True and repeat=True")
+        elements = _iterations(read, _shard_paths(folder, manifest), training, shuffle_buffer,
+                               seed, repeat, cache)
     element_fn = _make_element_fn(manifest, image_size, augment, training, keep_metadata,
                                   keep_tasks)
-    dataset = tf.data.Dataset.zip(records, seeds).map(
-        element_fn, num_parallel_calls=tf.data.AUTOTUNE
-    )
+    dataset = elements.map(element_fn, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
         lambda batch: {**batch, "image": normalize_images(batch["image"], normalization)},
@@ -543,7 +633,7 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
 
 def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
                               normalization="minus_one_one", seed=0, deterministic=False,
-                              steps_per_epoch=None):
+                              steps_per_epoch=None, epochs=1, first_step=0):
     """Zip several prepared folders: each step yields one batch from every source.
 
     ``sources`` maps a name to keyword arguments of :func:`make_dataset` (at least
@@ -551,13 +641,19 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
     repeated, so the shorter ones cycle while the longest is read once.
 
     Epoch definition: ``steps_per_epoch`` steps; by default the number of batches of
-    the *longest* source, ``max_s ceil(n_s / batch_size_s)``. Each re-iteration (new
-    Keras epoch) restarts every source with a new shuffle. Batches always have their
-    full size (``drop_remainder``), since repetition fills the last one. The one-pass
-    guarantee is exact with ``deterministic=True``; otherwise the parallel map may let a
-    few records of the next pass overtake the last ones of this pass.
+    the *longest* source, ``max_s ceil(n_s / batch_size_s)``, so the first epoch reads
+    the longest source once. Batches always have their full size (``drop_remainder``),
+    since repetition fills the last one. The one-pass guarantee is exact with
+    ``deterministic=True``; otherwise the parallel map may let a few records of the next
+    pass overtake the last ones of this pass.
 
-    Returns a dataset of ``{name: batch dict}`` with cardinality ``steps_per_epoch``.
+    In training every source is its training stream (:func:`make_dataset` with
+    ``repeat``), so epoch after epoch the steps continue one fixed sequence; ``epochs``
+    epochs are yielded (None: endless, for ``fit`` with ``steps_per_epoch``), starting at
+    step ``first_step`` of the sequence (a resumed run: epochs done x steps per epoch).
+
+    Returns a dataset of ``{name: batch dict}`` with cardinality
+    ``epochs * steps_per_epoch`` (unknown when endless).
     """
     if not sources:
         raise ValueError("make_multi_source_dataset needs at least one source")
@@ -577,12 +673,16 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
             count = check_selection(kwargs["folder"], kwargs["split"], kwargs.get("folds"),
                                     kwargs.get("exclude_folds"), holdout=kwargs.get("holdout"))
             steps.append(-(-count // kwargs["batch_size"]))
+        if first_step:
+            kwargs["first_record"] = first_step * kwargs["batch_size"]
         datasets[name] = make_dataset(
             image_size=image_size, training=training, normalization=normalization,
             repeat=True, drop_remainder=True, **kwargs,
         )
     steps_per_epoch = steps_per_epoch or max(steps)
-    dataset = tf.data.Dataset.zip(datasets).take(steps_per_epoch)
+    dataset = tf.data.Dataset.zip(datasets)
+    if epochs is not None:
+        dataset = dataset.take(steps_per_epoch * epochs)  # every source is endless
     options = tf.data.Options()
     options.deterministic = bool(deterministic or not training)
     return dataset.with_options(options)

@@ -131,9 +131,16 @@ def _source_kwargs(source):
             "holdout": source.holdout}
 
 
-def make_datasets(config, sources, training, repeat):
-    """One source: batch dicts; several: ``{source: batch dict}`` (zipped by the pipeline)."""
+def make_datasets(config, sources, training, steps=None, first_epoch=0):
+    """One source: batch dicts; several: ``{source: batch dict}`` (zipped by the pipeline).
+
+    Training reads the pipeline's endless training stream from the step a run that has
+    done ``first_epoch`` epochs of ``steps`` steps reached (``fit`` is given
+    ``steps_per_epoch``), so a resumed run sees the batches an uninterrupted one would.
+    Evaluation reads each selection once (several sources: ``validation_steps`` steps).
+    """
     data = config.data
+    first_step = first_epoch * steps if training else 0
     if len(sources) == 1:
         # Training drops the last partial batch: a tiny batch gives noisy batch-norm
         # statistics (and a batch of 1 crashes oneDNN's 1x1 strided conv gradient in TF
@@ -141,17 +148,19 @@ def make_datasets(config, sources, training, repeat):
         return make_dataset(**_source_kwargs(sources[0]), image_size=data.image_size,
                             training=training, normalization=data.normalization,
                             shuffle_buffer=data.shuffle_buffer, seed=config.seed,
-                            deterministic=config.deterministic, repeat=repeat,
-                            drop_remainder=training)
+                            deterministic=config.deterministic, repeat=training,
+                            drop_remainder=training,
+                            first_record=first_step * sources[0].batch_size)
     named = {source_name(s): {**_source_kwargs(s), "shuffle_buffer": data.shuffle_buffer}
              for s in sources}
     if len(named) != len(sources):
         raise ConfigError(f"data: source names must be unique, got {sorted(named)}")
-    steps = config.steps_per_epoch if training else config.validation_steps
     return make_multi_source_dataset(named, image_size=data.image_size, training=training,
                                      normalization=data.normalization, seed=config.seed,
                                      deterministic=config.deterministic,
-                                     steps_per_epoch=steps)
+                                     steps_per_epoch=steps if training else
+                                     config.validation_steps,
+                                     epochs=None if training else 1, first_step=first_step)
 
 
 def epoch_steps(config, source=""):
@@ -191,11 +200,12 @@ def training_input(spec, config, source="<config>"):
     (its cardinality gives the steps), else (no hook, or it returns None) the configured
     sources' batches."""
     hook = spec.resolve("train_dataset")
-    dataset = None if hook is None else hook(config, resumed_epoch(config.output_dir))
+    first_epoch = resumed_epoch(config.output_dir)
+    dataset = None if hook is None else hook(config, first_epoch)
     if dataset is None:
-        return (make_datasets(config, config.data.train, training=True,
-                              repeat=config.steps_per_epoch is not None),
-                epoch_steps(config, source))
+        steps = epoch_steps(config, source)
+        return (make_datasets(config, config.data.train, training=True, steps=steps,
+                              first_epoch=first_epoch), steps)
     steps = config.steps_per_epoch or int(dataset.cardinality())
     if steps < 1:
         raise ConfigError(f"{source}: key 'steps_per_epoch': method {spec.name!r}'s training "
@@ -374,8 +384,7 @@ def _fit(spec, config, data, output, source, verbose, callbacks):
         train_data, steps = training_input(spec, config, source)
         validation_data = None
         if config.data.validation:
-            validation_data = make_datasets(config, config.data.validation, training=False,
-                                            repeat=False)
+            validation_data = make_datasets(config, config.data.validation, training=False)
     strategy = make_strategy(config.strategy)
     with precision_policy(config.precision), strategy.scope():
         model = spec.resolve("builder")(config, data)
@@ -387,7 +396,7 @@ def _fit(spec, config, data, output, source, verbose, callbacks):
     method_callbacks = spec.resolve("callbacks")
     history = train_model(model, train_data, output, config.epochs,
                           validation_data=validation_data,
-                          steps_per_epoch=config.steps_per_epoch,
+                          steps_per_epoch=steps,
                           validation_steps=config.validation_steps,
                           callbacks=[*(method_callbacks(model, config, output)
                                        if method_callbacks else ()), *callbacks],

@@ -106,8 +106,8 @@ def test_get_config_rebuilds_the_same_architecture(trained):
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_resume_after_an_interruption_ends_where_an_uninterrupted_run_ends(
         spec, synthface_folders, tmp_path, interrupt_at):
-    # Whole passes per epoch (no steps_per_epoch): a resumed run restarts the data stream,
-    # so with a repeated stream the interrupted run would see other batches in epoch 2.
+    # The resumed run continues the training stream (shuffles and augmentations of
+    # (seed, pass)), so its second epoch reads the batches the uninterrupted run read.
     changes = {"epochs": 2, "deterministic": True}
     whole = run_experiment(smoke_config(spec, synthface_folders, tmp_path / "whole", **changes),
                            verbose=0)
