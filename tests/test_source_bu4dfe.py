@@ -67,7 +67,7 @@ def test_3d_files_and_viewer_are_counted_not_read_and_counts_are_compared(prepar
     truth, manifest, _ = prepared
     info = manifest["source_info"]
     frames = sum(len(t["frames"]) for t in truth)
-    assert info["not_read"] == {".wrl": frames}
+    assert info["not_read"] == {".wrl": frames, "BU_WrlViewer_V2/": 1}
     assert (info["subjects"], info["sequences"], info["frames"]) == (2, 6, frames)
     assert manifest["warnings"] == [
         f"bu4dfe: read 2 subjects, 6 sequences, {frames} images; FERSNet (Sec. IV-B) "

@@ -73,9 +73,9 @@ subject, no folds (--folds K assigns identity-independent folds), no split."""
 
     def load(self, args):
         root = common.require_folder(os.path.abspath(args.root), "bu4dfe --root")
-        subjects = self._subjects(root)
-        identities = {name: index for index, name in enumerate(subjects)}
         listing = _Listing()
+        subjects = self._subjects(root, listing)
+        identities = {name: index for index, name in enumerate(subjects)}
         for subject in subjects:
             self._read_subject(root, subject, identities[subject], listing)
         self._note_files(root, root, -1, listing, frames_allowed=False)
@@ -101,13 +101,16 @@ subject, no folds (--folds K assigns identity-independent folds), no split."""
         )
 
     @staticmethod
-    def _subjects(root):
-        """Sorted subject folder names; PrepError for any other folder (but the viewer)."""
+    def _subjects(root, listing):
+        """Sorted subject folder names; the viewer's folder is counted in ``listing``, any
+        other folder is a PrepError."""
         subjects = []
         for name in common.sub_folders(root):
             if SUBJECT.fullmatch(name):
                 subjects.append(name)
-            elif not NOT_READ_FOLDER.match(name):
+            elif NOT_READ_FOLDER.match(name):
+                listing.not_read[f"{name}/"] += 1
+            else:
                 raise _unknown_folder(os.path.join(root, name),
                                       "subject folders F001... / M001... (or BU_WrlViewer*)")
         if not subjects:
