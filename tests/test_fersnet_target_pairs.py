@@ -60,6 +60,26 @@ def test_same_seed_same_pairs_other_seed_other_pairs():
     assert not np.array_equal(stack(first), stack(other))
 
 
+def _epochs(dataset, count):
+    """The ``target_image`` sources of ``count`` successive iterations (Keras epochs)."""
+    return [np.concatenate([b["target_image"][:, 0, 0, 0] for b in dataset.as_numpy_iterator()])
+            for _ in range(count)]
+
+
+def test_every_epoch_draws_new_pairs_and_an_epoch_repeats_by_number():
+    identities, expressions = [0, 1, 2, 0] * 16, [0, 0, 2, 1] * 16
+    paired = add_target_pairs(_batches(identities, expressions), _pool(), seed=5)
+    assert paired.cardinality() == 16
+    epoch0, epoch1, epoch2 = _epochs(paired, 3)
+    assert not np.array_equal(epoch0, epoch1) and not np.array_equal(epoch1, epoch2)
+    # a run resumed at epoch 1 draws what the uninterrupted run drew in epochs 1 and 2
+    resumed = add_target_pairs(_batches(identities, expressions), _pool(), seed=5,
+                               first_epoch=1)
+    again1, again2 = _epochs(resumed, 2)
+    np.testing.assert_array_equal(again1, epoch1)
+    np.testing.assert_array_equal(again2, epoch2)
+
+
 @pytest.mark.parametrize("identity, expression", [(3, 1), (7, 0)])
 def test_unpairable_identity_is_a_clear_error(identity, expression):
     with pytest.raises(tf.errors.InvalidArgumentError, match="another expression"):

@@ -7,6 +7,7 @@ import pytest
 from fermtl_tf.cli.prep import main
 from fermtl_tf.data import tfrecord
 from fermtl_tf.data.schema import decode_example
+from fermtl_tf.data.sources.mmi import table_i_warnings
 from fermtl_tf.data.synthface.layouts.mmi import write_mmi
 from fermtl_tf.knowledge.vocabularies import BASIC6
 
@@ -71,3 +72,46 @@ def test_identities_are_the_subject_numbers_in_single_folds(prepared):
     for record in records:
         folds.setdefault(int(record["identity"]), set()).add(int(record["fold"]))
     assert sorted(folds) == [1, 2] and all(len(f) == 1 for f in folds.values())
+
+
+# FERSNet Table I, MMI row, copied from the paper: An 33, Di 32, Fe 28, Ha 42, Sa 32, Su 41.
+PAPER_TABLE_I = {"anger": 33, "disgust": 32, "fear": 28, "happiness": 42, "sadness": 32,
+                 "surprise": 41}
+
+
+def test_table_i_selection_gives_no_warning_and_any_other_one_does():
+    assert sum(PAPER_TABLE_I.values()) == 208
+    assert table_i_warnings(dict(PAPER_TABLE_I), 208, listed=False) == []
+    fewer = {**PAPER_TABLE_I, "fear": 27}
+    (warning,) = table_i_warnings(fewer, 5, listed=False)
+    assert "207 sequences selected" in warning and "fear 27" in warning
+    assert "208 frontal sequences" in warning and "fear 28" in warning
+    assert "5 of the selected sessions have no View/Pose/Camera metatag" in warning
+
+
+def test_sessions_without_view_tag_are_counted_as_assumed_frontal(tmp_path, capsys):
+    truth = write_mmi(tmp_path / "raw", num_subjects=1, sequences_per_subject=3,
+                      frames_per_sequence=3, image_size=48, frontal_tags=False)
+    assert main(["mmi", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
+                 "--size", "32", "--folds", "2"]) == 0
+    manifest = tfrecord.read_manifest(tmp_path / "out")
+    frontal = [t for t in truth if t["view"] == "frontal"]
+    expected = dict.fromkeys(PAPER_TABLE_I, 0)
+    for session in frontal:
+        expected[session["expression"]] += 1
+    info = manifest["source_info"]
+    assert info["sequences_per_class"] == expected
+    assert info["assumed_frontal_sessions"] == len(frontal) == 3
+    (warning,) = [w for w in manifest["warnings"] if "Table I" in w]
+    assert "3 sequences selected" in warning and "3 of the selected sessions" in warning
+    assert warning in capsys.readouterr().err
+
+
+def test_expected_counts_none_turns_the_check_off(tmp_path):
+    write_mmi(tmp_path / "raw", num_subjects=1, sequences_per_subject=2,
+              frames_per_sequence=3, image_size=48, profile_sessions=0)
+    assert main(["mmi", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
+                 "--size", "32", "--folds", "2", "--quiet", "--expected-counts", "none"]) == 0
+    manifest = tfrecord.read_manifest(tmp_path / "out")
+    assert manifest["warnings"] == []
+    assert manifest["source_info"]["assumed_frontal_sessions"] == 0

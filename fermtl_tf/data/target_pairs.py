@@ -11,10 +11,16 @@ memory, typically the training split read once without augmentation (centre crop
 * ``target_image`` float32 [B, H, W, 3]: drawn uniformly among the pool's images of that
   identity with that expression.
 
-Draws are stateless random functions of ``(seed, batch index)``, so a run is reproducible.
+Draws are stateless random functions of ``(seed, epoch, batch index)``: every epoch
+draws new pairs (the paper selects targets at random during training, not once), and
+epoch k draws the same pairs in any run, a resumed one included. Keras iterates the
+training dataset once per epoch; the stage counts those iterations from ``first_epoch``
+(the epoch a resumed run starts at, as :mod:`fermtl_tf.data.tuple_sampling` does).
 A sample whose identity has no image of another expression in the pool stops the
 pipeline with an error naming the identities.
 """
+
+import itertools
 
 import numpy as np
 import tensorflow as tf
@@ -111,25 +117,48 @@ def draw_targets(identities, expressions, pool, seed):
     return target, _choose(images, uniform[:, pool.num_classes:])
 
 
-def add_target_pairs(dataset, pool, seed=0):
+def _epoch_numbers(first_epoch):
+    """A dataset yielding, forever, the number of the epoch its current iteration is.
+
+    Each iteration of the dataset calls the generator function anew, which takes the next
+    epoch number: the n-th iteration (n from 0) is epoch ``first_epoch + n``.
+    """
+    epochs = itertools.count(int(first_epoch))
+
+    def numbers():
+        yield from itertools.repeat(next(epochs))
+
+    return tf.data.Dataset.from_generator(numbers,
+                                          output_signature=tf.TensorSpec([], tf.int64))
+
+
+def add_target_pairs(dataset, pool, seed=0, first_epoch=0):
     """tf.data stage: batch dicts -> the same with ``target_image``, ``target_expression``.
 
     Every sample must carry an expression label (``expression_mask`` 1 where present):
     FERSNet's cycle loss (Eq. 8) translates the synthesis back to the source expression.
+    The draws of batch i of the n-th iteration of the result are a function of ``(seed,
+    first_epoch + n, i)`` only; pass the epoch a resumed run starts at as ``first_epoch``.
     """
     _check_keys(dataset.element_spec, "dataset")
     pool_images = tf.constant(pool.images)
+    cardinality = int(dataset.cardinality())
 
-    def pair(index, batch):
+    def pair(epoch, index_and_batch):
+        index, batch = index_and_batch
         if "expression_mask" in batch:
             tf.debugging.assert_equal(
                 tf.cast(batch["expression_mask"], tf.float32), 1.0,
                 message="FERSNet target pairs: every training sample needs an expression "
                         "label (expression_mask 0 found)")
-        step_seed = tf.stack([tf.constant(int(seed), tf.int64), index])
+        epoch_seed = tf.stack([tf.constant(int(seed), tf.int64), epoch])
+        step_seed = tf.random.experimental.stateless_fold_in(epoch_seed, index)
         target, source = draw_targets(batch["identity"], batch["expression"], pool, step_seed)
         images = tf.gather(pool_images, source)
         return {**batch, "target_expression": target,
                 "target_image": tf.cast(images, batch["image"].dtype)}
 
-    return dataset.enumerate().map(pair)
+    paired = tf.data.Dataset.zip(_epoch_numbers(first_epoch), dataset.enumerate()).map(pair)
+    if cardinality >= 0:  # the endless epoch stream hides the length Keras needs
+        paired = paired.apply(tf.data.experimental.assert_cardinality(cardinality))
+    return paired

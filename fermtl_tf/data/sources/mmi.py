@@ -8,6 +8,11 @@ neutral), 10 identity-independent folds. Frames of a video are decoded with Open
 (``--cache``, default ``<out>/decoded-cache/mmi``) because the orchestrator reads image
 files. AU occurrence comes from the onset/apex/offset coding when present: an AU is on
 from its onset frame to its offset frame (inclusive).
+
+The selection is checked against FERSNet's Table I (208 frontal sequences and their
+per-class counts): a difference is a warning (stderr and the manifest's ``warnings``)
+that also says how many sessions had no view tag and were assumed frontal; both counts
+are in ``source_info`` (``sequences_per_class``, ``assumed_frontal_sessions``).
 """
 
 import os
@@ -28,6 +33,9 @@ MMI_NAMES = {"anger": "anger", "angry": "anger", "disgust": "disgust", "fear": "
              "happiness": "happiness", "happy": "happiness", "sadness": "sadness",
              "sad": "sadness", "surprise": "surprise"}
 VIEW_TAGS = ("view", "pose", "camera")
+#: Zhao et al. (FERSNet), Table I: frontal MMI sequences per class (208 in all).
+FERSNET_TABLE_I = {"anger": 33, "disgust": 32, "fear": 28, "happiness": 42, "sadness": 32,
+                   "surprise": 41}
 VIDEO_EXTENSIONS = (".avi", ".wmv", ".mp4", ".mov", ".mpg")
 
 
@@ -120,6 +128,38 @@ def extract_frames(path, wanted, target_for):
     capture.release()
 
 
+def sequences_per_class(kept, classes):
+    """``{class name: number of labelled sequences}`` of the kept inputs, every class of the
+    FERSNet table listed (0 when absent)."""
+    labels = {f.sequence_id: classes[f.expression] for f in kept if f.expression is not None}
+    counts = dict.fromkeys(FERSNET_TABLE_I, 0)
+    for name in labels.values():
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _describe(counts):
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
+
+
+def table_i_warnings(per_class, assumed_frontal, listed):
+    """One warning when ``per_class`` differs from FERSNet's Table I, else none.
+
+    The warning gives both counts and how many selected sessions have no View/Pose/Camera
+    metatag (kept as frontal: the usual cause of a larger selection); ``listed`` says
+    whether ``--sessions`` chose the sessions.
+    """
+    if per_class == FERSNET_TABLE_I:
+        return []
+    how = ("selected by --sessions" if listed else
+           "assumed frontal; give --sessions with the papers' frontal list")
+    return [f"mmi: {sum(per_class.values())} sequences selected ({_describe(per_class)}), "
+            f"FERSNet Table I has {sum(FERSNET_TABLE_I.values())} frontal sequences "
+            f"({_describe(FERSNET_TABLE_I)}); {assumed_frontal} of the selected sessions "
+            f"have no View/Pose/Camera metatag ({how}); --expected-counts none turns this "
+            f"check off"]
+
+
 class MMISource(Source):
     name = "mmi"
     description = "MMI: frontal basic-emotion sequences, 3 middle frames, 10 subject folds"
@@ -137,13 +177,17 @@ number after S in the file name. Video frames are decoded with OpenCV into --cac
 Default protocol (FERSNet, Liu et al.): frontal sessions with a basic emotion, the 3
 middle frames, 10 identity-independent folds. Sessions whose View/Pose tag does not say
 frontal are left out; give --sessions FILE (one session name or stem per line) to use
-the papers' exact list when your copy has no such tag."""
+the papers' exact list when your copy has no such tag. A selection whose sequences per
+class differ from FERSNet's Table I (208) is a warning (--expected-counts none: no check)."""
 
     def add_arguments(self, parser):
         parser.add_argument("--root", required=True, help="folder holding Sessions/")
         parser.add_argument("--sessions", help="text file listing the sessions to use")
         parser.add_argument("--cache", help="folder for decoded video frames "
                                             "(default <out>/decoded-cache/mmi)")
+        parser.add_argument("--expected-counts", default="fersnet", choices=("fersnet", "none"),
+                            help="warn when the selected sequences per class differ from "
+                                 "FERSNet's Table I (default fersnet; none: no check)")
         common.add_protocol_arguments(parser, "middle:3", 10, "FERSNet",
                                       classes=("basic6", ("basic6", "basic7")))
 
@@ -152,14 +196,15 @@ the papers' exact list when your copy has no such tag."""
         sessions_root = common.child(root, "Sessions") or root
         wanted = self._session_list(args.sessions)
         inputs, paths, identities, left_out = [], [], {}, []
-        videos, spans = {}, {}
+        videos, spans, assumed_frontal = {}, {}, []
         for name in common.sub_folders(sessions_root):
             session = _Session(os.path.join(sessions_root, name))
             if not (session.videos or session.frames) or (
                     wanted is not None and name not in wanted and session.stem not in wanted):
                 continue
             paths.extend(os.path.join(session.folder, n) for n in os.listdir(session.folder))
-            inputs.extend(self._session_inputs(session, name, args, left_out, videos, spans))
+            inputs.extend(self._session_inputs(session, name, args, left_out, videos, spans,
+                                               assumed_frontal))
         identities = {str(f.identity): f.identity for f in inputs}
         if not inputs:
             raise PrepError(f"mmi: no usable session (video or frames with an emotion) "
@@ -170,6 +215,10 @@ the papers' exact list when your copy has no such tag."""
         self._set_aus(kept, spans, au_numbers)
         self._extract(kept, videos)
         options = {k: getattr(args, k) for k in ("sessions", "frames", "folds", "classes")}
+        per_class = sequences_per_class(kept, vocabulary(args.classes))
+        frontal_guesses = len({f.sequence_id for f in kept} & set(assumed_frontal))
+        warnings = [] if args.expected_counts == "none" else table_i_warnings(
+            per_class, frontal_guesses, args.sessions is not None)
         return ImportedDataset(
             source=self.name, inputs=kept, vocabulary_name=args.classes,
             vocabulary=vocabulary(args.classes),
@@ -177,7 +226,10 @@ the papers' exact list when your copy has no such tag."""
             domains=[self.name],
             fingerprint={"listing": common.listing_fingerprint(root, paths, options)},
             info={"root": root, "protocol": options, "not_selected": dropped,
-                  "other_classes": other_classes, "left_out_sessions": left_out},
+                  "other_classes": other_classes, "left_out_sessions": left_out,
+                  "sequences_per_class": per_class,
+                  "assumed_frontal_sessions": frontal_guesses},
+            warnings=warnings,
         )
 
     @staticmethod
@@ -190,15 +242,22 @@ the papers' exact list when your copy has no such tag."""
         except OSError as error:
             raise PrepError(f"mmi --sessions: cannot read {path}: {error.strerror}") from None
 
-    def _session_inputs(self, session, name, args, left_out, videos, spans):
-        """FaceInputs of one session (every frame), or [] when it is outside the protocol."""
+    def _session_inputs(self, session, name, args, left_out, videos, spans, assumed_frontal):
+        """FaceInputs of one session (every frame), or [] when it is outside the protocol.
+
+        A session whose XML has no view tag is kept as frontal; its stem is appended to
+        ``assumed_frontal``.
+        """
         error, expression = None, None
         where = f"Sessions/{name}"
         try:
             if session.meta is None:
                 raise SessionError(f"{where}: no session XML with the Emotion metatag")
             tags = read_metatags(os.path.join(session.folder, session.meta))
-            view = next((tags[t] for t in VIEW_TAGS if t in tags), "frontal")
+            view = next((tags[t] for t in VIEW_TAGS if t in tags), None)
+            if view is None:
+                view = "frontal"
+                assumed_frontal.append(session.stem)
             value = tags.get("emotion", "")
             expression = MMI_CODES.get(value) or MMI_NAMES.get(value.lower())
             if "frontal" not in view.lower() or expression is None:

@@ -94,7 +94,8 @@ def train_dataset(config, first_epoch=0):
 
     The pool of targets is the first training source read once without augmentation
     (centre crop); the batches are that source's, augmented as configured. Targets are
-    drawn per batch from ``config.seed`` and the batch index.
+    drawn per batch from ``config.seed``, the epoch (counted from ``first_epoch``, where a
+    resumed run starts) and the batch index.
     """
     source = config.data.train[0]
     selection = _selection(config, source)
@@ -103,7 +104,7 @@ def train_dataset(config, first_epoch=0):
                            augment=source.augment, shuffle_buffer=config.data.shuffle_buffer,
                            seed=config.seed, deterministic=config.deterministic,
                            drop_remainder=True)
-    return add_target_pairs(batches, pool, seed=config.seed)
+    return add_target_pairs(batches, pool, seed=config.seed, first_epoch=first_epoch)
 
 
 def callbacks(model, config, output_dir):

@@ -43,12 +43,13 @@ def _au_xml(path, frames):
 
 
 def write_mmi(root, num_subjects=2, sequences_per_subject=2, frames_per_sequence=7,
-              image_size=96, seed=0, profile_sessions=1, plant_bad=False):
+              image_size=96, seed=0, profile_sessions=1, frontal_tags=True, plant_bad=False):
     """Write an MMI fixture under ``root/Sessions``; return the truth per session.
 
     Session ``k`` (1-based folder name) of subject ``s`` is ``S{s:03d}-{q:03d}``; its
     emotion cycles through the six basic classes. ``profile_sessions`` extra sessions
-    carry ``<Metatag Name="View" Value="profile">`` (outside the protocol). ``plant_bad``
+    carry ``<Metatag Name="View" Value="profile">`` (outside the protocol); the others
+    carry ``View`` ``frontal``, or no view tag when ``frontal_tags`` is False. ``plant_bad``
     makes the second session's XML malformed. Truth: dicts with ``session``, ``stem``,
     ``subject``, ``expression``, ``frames`` (count), ``view``, ``aus`` ({AU: (first,
     last) 1-based frames on}), ``bad``.
@@ -67,10 +68,12 @@ def write_mmi(root, num_subjects=2, sequences_per_subject=2, frames_per_sequence
         _write_video(os.path.join(folder, stem + ".avi"), frames)
         aus = _au_xml(os.path.join(folder, stem + "-oao_aucs.xml"), frames)
         meta = os.path.join(folder, stem + ".xml")
+        view_tag = (f'  <Metatag Name="View" Value="{view}"/>\n'
+                    if frontal_tags or view != "frontal" else "")
         with open(meta, "w", encoding="utf-8") as handle:
             handle.write("<?xml version='1.0'?>\n<Session>\n"
                          f'  <Metatag Name="Emotion" Value="{MMI_CODE[expression]}"/>\n'
-                         f'  <Metatag Name="View" Value="{view}"/>\n</Session>\n')
+                         f"{view_tag}</Session>\n")
         entry = {"session": session, "stem": stem, "subject": s + 1, "view": view,
                  "expression": expression, "frames": len(frames), "aus": aus, "bad": None,
                  "apex_image": np.asarray(frames[len(frames) // 2][0])}
