@@ -218,6 +218,16 @@ def square_box(box):
     return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
+def centre_square(image_shape, ratio=0.2):
+    """The image's centred square of its shorter side, shrunk by ``1 / (1 + ratio)`` so
+    that :func:`extend_box` brings it back to that side: the crop of a frame where no
+    face was detected (``--undetected centre``), without black borders."""
+    height, width = image_shape[:2]
+    half = min(height, width) / 2.0 / (1.0 + ratio)
+    cx, cy = width / 2.0, height / 2.0
+    return np.array([cx - half, cy - half, cx + half, cy + half])
+
+
 def box_from_landmarks(landmarks, ratio=0.2):
     """Tight box around the (N, 2) landmarks, extended by ``ratio`` (see :func:`extend_box`)."""
     return extend_box(tight_box(landmarks), ratio)

@@ -147,6 +147,9 @@ class ChunkCropper:
                 return reference, five, "annotation-fallback"
             return match.box, match.keypoints, "detected"
         chosen = face_ops.choose_face(detections, image_shape)
+        if chosen is None and self.options.undetected == "centre":
+            box = face_ops.centre_square(image_shape, self.options.box_extension)
+            return box, None, "centre-fallback"
         if chosen is None:
             raise InputProblem(f"no face found with confidence >= {self.options.min_confidence}")
         return chosen.box, chosen.keypoints, "detected"

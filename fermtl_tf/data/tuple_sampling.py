@@ -198,9 +198,10 @@ def missing_identity_message(folder, split, missing, total):
         f"{folder}: {missing} of {total} expression-labelled records (split {split!r}) have no "
         "identity label (identity = -1). Identity-aware tuple sampling (Liu et al. 2017, "
         "§5.2) draws each query's negatives from the same subject, so every image needs "
-        "one. For a dataset without subject IDs (SFEW), give them in the 'identity' column "
-        "of a manifest CSV (data_prep/README.md, 'Manifest CSV') and prepare the folder "
-        "with the 'manifest' source."
+        "one. For SFEW, prepare the folder again with `fermtl-prep sfew --identities "
+        "FILE.csv` (columns image,identity; data_prep/sfew.md); for another dataset "
+        "without subject IDs, give them in the 'identity' column of a manifest CSV "
+        "(data_prep/README.md, 'Manifest CSV') and use the 'manifest' source."
     )
 
 

@@ -25,7 +25,6 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
 from fermtl_tf.data.augment import AugmentConfig
-from fermtl_tf.data.preprocess import as_preprocess_config
 from fermtl_tf.data.pipeline import (
     LABEL_TASKS,
     count_records,
@@ -33,6 +32,7 @@ from fermtl_tf.data.pipeline import (
     make_dataset,
     make_multi_source_dataset,
 )
+from fermtl_tf.data.preprocess import as_preprocess_config
 from fermtl_tf.experiments.config import (
     ConfigError,
     ExperimentConfig,
