@@ -1,6 +1,8 @@
 """Liu et al. 2017 Sec. 5.1 preprocessing: checked against OpenCV and numpy, and the same
 in the reader and in an exported SavedModel."""
 
+import json
+
 import cv2
 import keras
 import numpy as np
@@ -134,6 +136,8 @@ def test_saved_model_applies_the_same_chain_to_raw_pixels(tmp_path):
     export_dir = export_saved_model(model, tmp_path / "export", input_size=(height, width),
                                     normalization="per_image", preprocess=LIU)
     served = tf.saved_model.load(str(export_dir)).serve(tf.constant(raw))["pixels"].numpy()
+    metadata = json.loads((export_dir / "fermtl_export.json").read_text())
+    assert metadata["preprocess"] == LIU and metadata["centre_crop"] is None
     expected = np.repeat(numpy_liu_chain(gray)[..., None], 3, axis=-1).reshape(len(gray), -1)
     np.testing.assert_allclose(served, expected, atol=2e-4)
 
@@ -157,3 +161,23 @@ def test_fold_validation_keeps_only_the_random_crop_of_the_training_augment():
 
     assert evaluation_augment({"flip": True, "random_crop": 0.8}) == {"random_crop": 0.8}
     assert evaluation_augment({"flip": True}) is None and evaluation_augment(None) is None
+
+
+def test_tuple_batches_are_preprocessed_like_the_reader(tmp_path):
+    """Wiring: the tuple stage's images are grey, standardised and without a plane."""
+    from fermtl_tf.data.tuple_sampling import make_tuple_dataset
+    from tests.test_tuple_sampling import EXPRESSION, IDENTITY
+    from tests.test_tuple_sampling import write_folder as write_tuple_folder
+
+    folder = write_tuple_folder(str(tmp_path / "ds"), IDENTITY, EXPRESSION)
+    kwargs = dict(queries_per_batch=2, positives_per_query=1, negatives_per_query=1,
+                  image_size=(20, 20), seed=0)
+    images = next(make_tuple_dataset(folder, preprocess=LIU, **kwargs).as_numpy_iterator())[
+        "image"].astype(np.float64)
+    np.testing.assert_allclose(images[..., 0], images[..., 2], atol=1e-5)
+    np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(images.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
+    for image in images[..., 0]:
+        np.testing.assert_allclose(numpy_plane_residual(image), image, atol=1e-3)
+    plain = next(make_tuple_dataset(folder, **kwargs).as_numpy_iterator())["image"]
+    assert not np.allclose(plain[..., 0], plain[..., 2], atol=1e-3)  # colour without it
