@@ -54,11 +54,15 @@ def test_identities_csv_labels_every_image_and_keeps_undetected_frames(tmp_path)
     # one row by relative path, the others by bare file name (unique here)
     rows = [(p if k == 0 else p.rsplit("/", 1)[1], s) for k, (p, s) in enumerate(subjects.items())]
     ids = write_identities(tmp_path / "ids.csv", rows + [("Val/Sad/gone.png", "actor9")])
-    manifest, records = _prepare(tmp_path, "--identities", ids, "--undetected", "centre")
+    manifest, records = _prepare(tmp_path, "--identities", ids, "--undetected", "centre",
+                                 "--align", "liu49")
     assert manifest["identities"] == {"actor0": 0, "actor1": 1}
     assert {r["image_id"].decode(): r["identity"] for r in records} == {
         p: int(s[-1]) for p, s in subjects.items()}
-    assert manifest["crops"]["centre-fallback"] == 1 and manifest["counts"]["skipped"] == 0
+    # no landmarks: MTCNN's eyes level the frames (Liu et al.'s fallback); the blank
+    # frame keeps its unrotated centre square
+    assert manifest["crops"] == {"centre-fallback": 1, "detected+eyeline": len(truth) - 1}
+    assert manifest["counts"]["skipped"] == 0
     assert manifest["splits"]["test"] == sum(t["split"] == "test" for t in truth)
     assert any("1 row(s) name no imported image" in w for w in manifest["warnings"])
 

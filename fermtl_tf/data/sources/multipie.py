@@ -9,10 +9,11 @@ have no basic7 class. The raised cameras 08_1 and 19_1 (above the face, looking 
 are not "frontal viewpoints" and are kept only when ``--cameras`` names them;
 ``--cameras`` replaces the yaw rule by a list of cameras and ``--illuminations`` keeps
 some of the 20 flash conditions (00-19). ``data_prep/multipie.md`` works out how close
-these selections come to the paper's 204,156 images. Everything lands in split ``train`` (pre-training data). Labels are
-written in ``basic7`` by default (the 7-class head Liu et al. pre-train on FER2013 and
-keep); ``--classes multipie4`` writes them in the 4-class vocabulary of exactly these
-expressions (:data:`~fermtl_tf.knowledge.vocabularies.MULTIPIE4`).
+these selections come to the paper's 204,156 images. Everything lands in split
+``train`` (pre-training data). Labels are written in ``basic7`` by default (the 7-class
+head Liu et al. pre-train on FER2013 and keep); ``--classes multipie4`` writes them in
+the 4-class vocabulary of exactly these expressions
+(:data:`~fermtl_tf.knowledge.vocabularies.MULTIPIE4`).
 
 Input, one of:
 
