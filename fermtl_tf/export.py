@@ -6,14 +6,19 @@ The exported directory is a Keras 3 ``ExportArchive`` SavedModel with one endpoi
     serve(images: float32 [N, H, W, 3], raw pixel values 0-255)
       -> {"expression_probs": [N, C], "landmarks": [N, 68, 2], "au_probs": [N, K], ...}
 
-The normalisation of ``fermtl_tf.data.pipeline.normalize_images`` (pure TF ops) is part
+The preprocessing and normalisation of ``fermtl_tf.data.pipeline.model_inputs`` (pure TF
+ops: grayscale, histogram equalisation, plane fitting, then ``normalize_images``) are part
 of the graph, so a consumer needs neither this package nor to know the training
 normalisation: ``tf.saved_model.load(path).serve(images)``. Landmarks are (x, y) in
 (0, 1) coordinates of the input image (the linear head is not clipped). Beside the
 SavedModel, ``fermtl_export.json`` records ``input_size`` [h, w], ``normalization``,
+``preprocess`` (the steps on, or null), ``centre_crop`` (the fraction of the stored face
+whose centre window, resized to ``input_size``, the model takes: that of its training
+random crops; null for the whole face; ``fermtl-eval`` cuts it),
 ``outputs`` (names), ``expression_vocabulary``, ``au_names`` and ``package_version``.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,7 +26,8 @@ import keras
 import tensorflow as tf
 
 import fermtl_tf
-from fermtl_tf.data.pipeline import NORMALIZATION_MODES, normalize_images
+from fermtl_tf.data.pipeline import NORMALIZATION_MODES, model_inputs
+from fermtl_tf.data.preprocess import as_preprocess_config
 
 METADATA_FILE = "fermtl_export.json"
 
@@ -55,7 +61,7 @@ def _input_size(input_size):
 
 
 def export_saved_model(model, export_dir, *, input_size, normalization, metadata=None,
-                       add_endpoints=None):
+                       add_endpoints=None, preprocess=None, centre_crop=None):
     """Export ``model`` for serving at ``export_dir``; returns the directory as a Path.
 
     Args:
@@ -67,15 +73,21 @@ def export_saved_model(model, export_dir, *, input_size, normalization, metadata
             recorded (empty lists when absent), other keys are copied as they are.
         add_endpoints: optional ``fn(archive)`` adding endpoints beside ``serve`` (a
             method's second signature, e.g. FERSNet's ``synthesize``).
+        preprocess: the training data's ``data.preprocess`` (a dict, a
+            ``PreprocessConfig`` or None), applied in-graph before ``normalization``.
+        centre_crop: the training sources' ``augment.random_crop`` (or None), recorded so
+            that the evaluator feeds the centre window as validation did.
     """
     if normalization not in NORMALIZATION_MODES:
         raise ValueError(f"unknown normalization {normalization!r}; "
                          f"known: {NORMALIZATION_MODES}")
     height, width = _input_size(input_size)
     export_dir = Path(export_dir)
+    preprocess = as_preprocess_config(preprocess)
 
     def serve(images):
-        return serving_outputs(model(normalize_images(images, normalization), training=False))
+        return serving_outputs(model(model_inputs(images, normalization, preprocess),
+                                     training=False))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -91,6 +103,8 @@ def export_saved_model(model, export_dir, *, input_size, normalization, metadata
         **(metadata or {}),
         "input_size": [height, width],
         "normalization": normalization,
+        "preprocess": dataclasses.asdict(preprocess) if preprocess else None,
+        "centre_crop": centre_crop,
         "outputs": output_names,
         "expression_vocabulary": list((metadata or {}).get("expression_vocabulary", [])),
         "au_names": list((metadata or {}).get("au_names", [])),

@@ -82,6 +82,8 @@ def test_export_metadata_records_inputs_outputs_and_vocabularies(exported):
     assert info == {
         "input_size": [SIZE, SIZE],
         "normalization": "minus_one_one",
+        "preprocess": None,
+        "centre_crop": None,
         "outputs": ["au_probs", "expression_probs", "landmarks"],
         "expression_vocabulary": list(BASIC7),
         "au_names": AU_NAMES,

@@ -68,7 +68,7 @@ def test_a_wrongly_typed_prep_default_is_refused_naming_the_source():
 
 def test_a_switch_a_source_turns_on_can_be_turned_off():
     source = _Fake()
-    source.prep_defaults = {"align": True}
+    source.prep_defaults = {"strict": True}
     parser = _common_parser(source)
-    assert parser.parse_args(["--out", "o"]).align is True
-    assert parser.parse_args(["--out", "o", "--no-align"]).align is False
+    assert parser.parse_args(["--out", "o"]).strict is True
+    assert parser.parse_args(["--out", "o", "--no-strict"]).strict is False

@@ -90,3 +90,69 @@ def test_classes_multipie4_gives_a_four_class_vocabulary(tmp_path):
     assert {f.image_id for f in dataset.inputs} == selected(truth)
     assert all(MULTIPIE4[f.expression] == KEPT[truth[f.image_id]["expression"]]
                for f in dataset.inputs)
+
+
+def load(root, *flags, layout_csv=False):
+    argv = ["multipie", "--root", str(root), "--out", str(root / "o"), *flags]
+    if layout_csv:
+        argv += ["--csv", "multipie.csv"]
+    return get_source("multipie").load(build_parser().parse_args(argv))
+
+
+@pytest.fixture(scope="module")
+def raised(tmp_path_factory):
+    """One subject seen by a head-height, a raised (08_1 at -30 deg) and a 45-deg camera,
+    under illuminations 0 and 7, in the list layout (the tree scan reads the same files)."""
+    root = tmp_path_factory.mktemp("raised")
+    truth = write_multipie(root, num_subjects=1, cameras=("05_1", "08_1", "19_0"),
+                           illuminations=(0, 7))
+    return root, truth
+
+
+def kept_paths(truth, cameras, illuminations=(0, 7)):
+    return {p for p, t in truth.items() if t["expression"] in KEPT
+            and t["camera"] in cameras and t["illumination"] in illuminations}
+
+
+@pytest.mark.parametrize("layout_csv", [False, True])
+def test_max_yaw_leaves_out_the_raised_cameras(raised, layout_csv):
+    root, truth = raised
+    dataset = load(root, layout_csv=layout_csv)
+    assert {f.image_id for f in dataset.inputs} == kept_paths(truth, {"05_1", "19_0"})
+    reasons = dataset.info["excluded"]
+    assert reasons["raised camera 08_1 (name it in --cameras)"] == len(
+        kept_paths(truth, {"08_1"}))
+
+
+@pytest.mark.parametrize("layout_csv", [False, True])
+def test_cameras_and_illuminations_select_exactly_those(raised, layout_csv):
+    root, truth = raised
+    dataset = load(root, "--cameras", "081,05_1", "--illuminations", "7",
+                   layout_csv=layout_csv)
+    assert {f.image_id for f in dataset.inputs} == kept_paths(truth, {"05_1", "08_1"}, (7,))
+    assert dataset.info["cameras"] == ["05_1", "08_1"] and dataset.info["illuminations"] == [7]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--cameras", "05_1,99_9"], "unknown camera.*99_9"),
+    (["--illuminations", "3,20"], "0-19"),
+    (["--illuminations", "x"], "0-19"),
+])
+def test_bad_camera_or_illumination_lists_are_refused(raised, flags, message):
+    from fermtl_tf.data.sources import PrepError
+
+    with pytest.raises(PrepError, match=message):
+        load(raised[0], *flags)
+
+
+def test_illuminations_need_the_column_in_a_list_csv(tmp_path):
+    from fermtl_tf.data.sources import PrepError
+
+    write_multipie(tmp_path, num_subjects=1, cameras=("05_1",))
+    rows = (tmp_path / "multipie.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    drop = header.index("illumination")
+    stripped = [",".join(c for k, c in enumerate(r.split(",")) if k != drop) for r in rows]
+    (tmp_path / "multipie.csv").write_text("\n".join(stripped) + "\n")
+    with pytest.raises(PrepError, match="'illumination' column"):
+        load(tmp_path, "--illuminations", "0", layout_csv=True)

@@ -21,7 +21,11 @@ _COMMON_HELP = {
     "size": "side of the square face crop in pixels",
     "crop_from": "face geometry: detect (MTCNN), landmarks or box",
     "box_extension": "scale the face box by 1 + ratio about its centre (Hu et al.: 0.2)",
-    "align": "5-point similarity alignment (MTCNN keypoints or landmarks)",
+    "align": "none; five_point (--align alone): 5-point similarity (MTCNN keypoints or "
+             "landmarks); liu49: Liu et al. 2017's eye-line rotation + box of the 49 "
+             "IntraFace points (without landmarks: MTCNN eyes + face box)",
+    "undetected": "no face detected: skip the image, or crop its centre square (the "
+                  "shorter side; manifest crops: centre-fallback)",
     "min_confidence": "MTCNN confidence cut-off",
     "match_iou": "detect mode: the detection must overlap the annotated landmarks' box by "
                  "this IoU to be their face (else their own box is used)",
@@ -63,7 +67,13 @@ def source_prep_defaults(source):
 
 def _common_parser(source=None):
     """The "preparation options" group, with ``source``'s defaults when given."""
-    from fermtl_tf.data.prepare import CROP_SOURCES, IMAGE_FORMATS, PrepOptions
+    from fermtl_tf.data.prepare import (
+        ALIGNMENTS,
+        CROP_SOURCES,
+        IMAGE_FORMATS,
+        UNDETECTED,
+        PrepOptions,
+    )
 
     defaults = source_prep_defaults(source) if source is not None else PrepOptions()
     changed = set(getattr(source, "prep_defaults", None) or {})
@@ -83,8 +93,13 @@ def _common_parser(source=None):
         help_text = f"{text} (default %(default)s{whose})"
         if name == "crop_from":
             group.add_argument(flag, default=default, choices=CROP_SOURCES, help=help_text)
-        elif name == "image_format":
-            group.add_argument(flag, default=default, choices=IMAGE_FORMATS, help=help_text)
+        elif name == "align":
+            # A bare --align keeps its old meaning, the 5-point similarity.
+            group.add_argument(flag, nargs="?", const="five_point", default=default,
+                               choices=ALIGNMENTS, help=help_text)
+        elif name in ("image_format", "undetected"):
+            choices = IMAGE_FORMATS if name == "image_format" else UNDETECTED
+            group.add_argument(flag, default=default, choices=choices, help=help_text)
         else:
             group.add_argument(flag, type=type(default), default=default, help=help_text)
     return parser

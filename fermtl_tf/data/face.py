@@ -1,4 +1,4 @@
-"""Face detection, box geometry, 5-point alignment and cropping.
+"""Face detection, box geometry, 5-point and 49-point (eye-line) alignment and cropping.
 
 Coordinates
 -----------
@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from fermtl_tf.knowledge.landmarks import LIU49, five_points
 
 #: The published 5-point template of the 112x112 ArcFace crop (Deng et al. 2019), divided
 #: by 112: image-left eye, image-right eye, nose tip, image-left and image-right mouth
@@ -216,6 +218,16 @@ def square_box(box):
     return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
+def centre_square(image_shape, ratio=0.2):
+    """The image's centred square of its shorter side, shrunk by ``1 / (1 + ratio)`` so
+    that :func:`extend_box` brings it back to that side: the crop of a frame where no
+    face was detected (``--undetected centre``), without black borders."""
+    height, width = image_shape[:2]
+    half = min(height, width) / 2.0 / (1.0 + ratio)
+    cx, cy = width / 2.0, height / 2.0
+    return np.array([cx - half, cy - half, cx + half, cy + half])
+
+
 def box_from_landmarks(landmarks, ratio=0.2):
     """Tight box around the (N, 2) landmarks, extended by ``ratio`` (see :func:`extend_box`)."""
     return extend_box(tight_box(landmarks), ratio)
@@ -260,6 +272,55 @@ def alignment_matrix(keypoints, size, ratio=0.2):
     """
     template = 0.5 + (ALIGNMENT_TEMPLATE - 0.5) / (1.0 + ratio)
     return similarity_transform(keypoints, template * size)
+
+
+def eye_line_rotation(eyes):
+    """2x3 matrix rotating the image about the eyes' midpoint so the eye line is level.
+
+    ``eyes`` (2, 2): the image-left and the image-right eye centre. The in-plane angle
+    is ``theta = atan2(dy, dx)`` of the line from the first to the second; points are
+    rotated by ``-theta`` (Liu et al. 2017 Sec. 5.1: "face alignment is done to reduce
+    in-plane rotation").
+    """
+    left, right = np.asarray(eyes, dtype=np.float64).reshape(2, 2)
+    theta = np.arctan2(right[1] - left[1], right[0] - left[0])
+    cos, sin = np.cos(theta), np.sin(theta)
+    rotation = np.array([[cos, sin], [-sin, cos]])
+    middle = (left + right) / 2.0
+    return np.hstack([rotation, (middle - rotation @ middle)[:, None]])
+
+
+def liu49_matrix(landmarks, size, ratio=0.2):
+    """Liu et al. (2017, Sec. 5.1) alignment from 68-point landmarks: eye-line rotation,
+    then the square around the 49 IntraFace points
+    (:data:`~fermtl_tf.knowledge.landmarks.LIU49`), extended by ``ratio``, onto a
+    ``size`` x ``size`` crop (60 in the paper).
+
+    The eye centres are the means of points 36-41 and 42-47. The crop is the tight box
+    of the *rotated* 49 points, scaled by ``1 + ratio`` (:func:`extend_box`) and made
+    square with its longer side (:func:`square_box`); the paper gives no margin.
+    """
+    landmarks = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    rotation = eye_line_rotation(five_points(landmarks)[:2])
+    region = tight_box(map_landmarks(landmarks[list(LIU49)], rotation))
+    return _compose(box_to_matrix(square_box(extend_box(region, ratio)), size), rotation)
+
+
+def eye_line_box_matrix(eyes, box, size, ratio=0.2):
+    """The fallback of :func:`liu49_matrix` without landmarks: eye-line rotation from two
+    eye points (MTCNN's first two keypoints), then the face ``box`` (a detection) carried
+    into the rotated frame -- same width and height, centre rotated with the image --
+    extended by ``ratio`` and squared, onto a ``size`` x ``size`` crop.
+
+    The detection box reaches from forehead to chin, beyond the 49 points' box (brows to
+    lower lip), so the face fills less of the crop than with landmarks.
+    """
+    rotation = eye_line_rotation(eyes)
+    x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
+    centre = map_landmarks(box_centre(box), rotation)[0]
+    half = np.array([x1 - x0, y1 - y0]) / 2.0
+    rotated = np.concatenate([centre - half, centre + half])
+    return _compose(box_to_matrix(square_box(extend_box(rotated, ratio)), size), rotation)
 
 
 def _compose(outer, inner):

@@ -11,7 +11,7 @@ Order of operations (per element unless noted)::
     shards -> parse -> filter split [, folds, holdout part] -> [cache] -> [shuffle]
            -> [repeat: passes 0, 1, ... of the training stream]
            -> zip with a per-element random seed -> decode, landmarks to (0, 1),
-              augment + resize -> batch -> normalise (vectorised) -> prefetch
+              augment + resize -> batch -> [preprocess] -> normalise (vectorised) -> prefetch
 
 Selection: ``split`` (a name, a list of names, or None for all) and ``folds`` /
 ``exclude_folds`` (ints) select records, the same way for training and evaluation. The
@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from fermtl_tf.data import schema
 from fermtl_tf.data.augment import AugmentConfig, make_augment_fn
+from fermtl_tf.data.preprocess import as_preprocess_config, preprocess_images
 from fermtl_tf.data.schema import UNASSIGNED_SPLIT
 from fermtl_tf.knowledge.landmarks import NUM_LANDMARKS
 
@@ -149,6 +150,16 @@ def normalize_images(images, mode):
     if mode == "per_image":
         return tf.image.per_image_standardization(images)
     return images
+
+
+def model_inputs(images, normalization, preprocess=None):
+    """Raw pixels -> what the model sees: :func:`~fermtl_tf.data.preprocess.preprocess_images`
+    (grayscale, histogram equalisation, plane fitting) then :func:`normalize_images`.
+
+    The one function the reader and the exporter share, so that training, evaluation
+    and a served SavedModel transform pixels identically.
+    """
+    return normalize_images(preprocess_images(images, preprocess), normalization)
 
 
 def _as_augment_config(augment):
@@ -544,7 +555,7 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
                  augment=None, normalization="minus_one_one", shuffle_buffer=1024, seed=0,
                  deterministic=False, keep_metadata=False, repeat=False, drop_remainder=False,
                  cache=False, folds=None, exclude_folds=None, keep_tasks=None, holdout=None,
-                 first_record=0):
+                 preprocess=None, first_record=0):
     """Batched ``tf.data.Dataset`` of batch dicts read from one prepared folder.
 
     Args:
@@ -587,6 +598,10 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
             (per record, expected fraction), or with ``stratify`` exactly
             ``round(fraction * n_c)`` per expression class
             (:func:`stratified_holdout_ids`, one scan of the records when building).
+        preprocess: None, or a :class:`~fermtl_tf.data.preprocess.PreprocessConfig` (or
+            its dict): grayscale, histogram equalisation, plane fitting of the batch after
+            augmentation and before ``normalization`` (Liu et al. 2017 Sec. 5.1), the same
+            in training and evaluation mode.
     """
     if normalization not in NORMALIZATION_MODES:
         raise ValueError(f"unknown normalization {normalization!r}; known: {NORMALIZATION_MODES}")
@@ -595,6 +610,7 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     manifest = load_manifest(folder)
     splits = _requested_splits(split, manifest, folder)
     augment = _as_augment_config(augment)
+    preprocess = as_preprocess_config(preprocess)
     image_size = tuple(int(v) for v in image_size)
     folds = _fold_list("folds", folds, manifest, folder)
     exclude_folds = _fold_list("exclude_folds", exclude_folds, manifest, folder)
@@ -618,7 +634,7 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
     dataset = elements.map(element_fn, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
-        lambda batch: {**batch, "image": normalize_images(batch["image"], normalization)},
+        lambda batch: {**batch, "image": model_inputs(batch["image"], normalization, preprocess)},
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     if not repeat:
@@ -633,7 +649,8 @@ def make_dataset(folder, split="train", batch_size=32, image_size=(96, 96), trai
 
 def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
                               normalization="minus_one_one", seed=0, deterministic=False,
-                              steps_per_epoch=None, epochs=1, first_step=0):
+                              steps_per_epoch=None, preprocess=None, epochs=1,
+                              first_step=0):
     """Zip several prepared folders: each step yields one batch from every source.
 
     ``sources`` maps a name to keyword arguments of :func:`make_dataset` (at least
@@ -662,7 +679,8 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
         kwargs = dict(kwargs)
         if "folder" not in kwargs:
             raise KeyError(f"source {name!r} has no 'folder'")
-        for key in ("repeat", "drop_remainder", "image_size", "training", "normalization"):
+        for key in ("repeat", "drop_remainder", "image_size", "training", "normalization",
+                    "preprocess"):
             if key in kwargs:
                 raise ValueError(f"source {name!r}: {key!r} is set for all sources, not per source")
         kwargs.setdefault("seed", None if seed is None else seed + index)
@@ -677,7 +695,7 @@ def make_multi_source_dataset(sources, image_size=(96, 96), training=True,
             kwargs["first_record"] = first_step * kwargs["batch_size"]
         datasets[name] = make_dataset(
             image_size=image_size, training=training, normalization=normalization,
-            repeat=True, drop_remainder=True, **kwargs,
+            preprocess=preprocess, repeat=True, drop_remainder=True, **kwargs,
         )
     steps_per_epoch = steps_per_epoch or max(steps)
     dataset = tf.data.Dataset.zip(datasets)

@@ -34,6 +34,10 @@ from fermtl_tf.data.sources.base import PrepError
 from fermtl_tf.data.tfrecord import ShardedWriter, atomic_write_json, sha256_file, to_jsonable
 
 CROP_SOURCES = ("detect", "landmarks", "box")
+#: What becomes of an image in which detection finds no face (``undetected``).
+UNDETECTED = ("skip", "centre")
+#: ``align`` values: none, the 5-point similarity, Liu et al.'s 49-point eye-line alignment.
+ALIGNMENTS = ("none", "five_point", "liu49")
 IMAGE_FORMATS = ("png", "jpeg")
 
 
@@ -45,7 +49,13 @@ class PrepOptions:
     present; with landmarks, the detection overlapping them best, IoU >= ``match_iou``,
     else the landmarks' own box), ``landmarks`` (box around the 68 landmarks where
     given, else as ``detect``) or ``box`` (the given box, else landmarks, else
-    detection). A record whose landmarks lie more than ``landmark_margin`` x the crop
+    detection). ``align``: ``none``, ``five_point`` (similarity onto the 5-point
+    template) or ``liu49`` (Liu et al. 2017 Sec. 5.1: eye-line rotation and the box of
+    the 49 IntraFace points; without landmarks MTCNN's eyes and the face box, see
+    ``shard_builder.ChunkCropper._alignment``). ``undetected``: an image where MTCNN
+    finds no face is ``skip`` ped (listed with the reason) or cropped as its ``centre``
+    square (shorter side; manifest ``crops``: ``centre-fallback``), e.g. to keep SFEW's
+    436 Val images. A record whose landmarks lie more than ``landmark_margin`` x the crop
     side outside its crop is skipped: it would teach the wrong face.
     ``select_frames``: ``all`` or ``last:N`` / ``middle:N`` / ``every:N``
     (:func:`fermtl_tf.data.protocols.select_frames`). ``folds > 0`` replaces the
@@ -63,7 +73,8 @@ class PrepOptions:
     size: int = 128
     crop_from: str = "detect"
     box_extension: float = 0.2
-    align: bool = False
+    align: str = "none"
+    undetected: str = "skip"
     min_confidence: float = 0.9
     match_iou: float = 0.3
     landmark_margin: float = 0.1
@@ -109,6 +120,8 @@ class PrepOptions:
 
         need(self.size >= 8, "size", "must be >= 8")
         need(self.crop_from in CROP_SOURCES, "crop_from", f"must be one of {CROP_SOURCES}")
+        need(self.align in ALIGNMENTS, "align", f"must be one of {ALIGNMENTS}")
+        need(self.undetected in UNDETECTED, "undetected", f"must be one of {UNDETECTED}")
         need(0 <= self.box_extension <= 4, "box_extension", "must be in [0, 4]")
         need(0 <= self.min_confidence <= 1, "min_confidence", "must be in [0, 1]")
         need(0 < self.match_iou <= 1, "match_iou", "must be in (0, 1]")

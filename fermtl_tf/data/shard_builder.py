@@ -147,6 +147,9 @@ class ChunkCropper:
                 return reference, five, "annotation-fallback"
             return match.box, match.keypoints, "detected"
         chosen = face_ops.choose_face(detections, image_shape)
+        if chosen is None and self.options.undetected == "centre":
+            box = face_ops.centre_square(image_shape, self.options.box_extension)
+            return box, None, "centre-fallback"
         if chosen is None:
             raise InputProblem(f"no face found with confidence >= {self.options.min_confidence}")
         return chosen.box, chosen.keypoints, "detected"
@@ -155,15 +158,32 @@ class ChunkCropper:
         options = self.options
         ratio, size = options.box_extension, options.size
         box, five, source = self._face_region(item, plan, detections, image.shape)
-        how = source
-        if options.align and five is not None:
-            geometry, how = face_ops.alignment_matrix(five, size, ratio), source + "+aligned"
-        else:
+        geometry, suffix = self._alignment(item, box, five)
+        how = source + suffix
+        if geometry is None:
             geometry = face_ops.square_box(face_ops.extend_box(box, ratio))
         pixels, matrix = face_ops.crop_and_resize(image, geometry, size)
         if item.landmarks is not None:
             self._check_landmarks(item.landmarks, matrix, how)
         return Crop(pixels, matrix, how, box, source)
+
+    def _alignment(self, item, box, five):
+        """``(2x3 matrix or None, manifest suffix)`` for ``options.align``.
+
+        ``five_point``: similarity onto the 5-point template (landmarks' or MTCNN's five
+        points). ``liu49`` (Liu et al. 2017 Sec. 5.1): with 68 landmarks the eye-line
+        rotation and the 49 points' box (:func:`face.liu49_matrix`); without them the
+        eye-line rotation from the five points' eyes and the face box
+        (:func:`face.eye_line_box_matrix`). Without any points: None (the box crop).
+        """
+        align, size, ratio = self.options.align, self.options.size, self.options.box_extension
+        if align == "liu49" and item.landmarks is not None:
+            return face_ops.liu49_matrix(item.landmarks, size, ratio), "+liu49"
+        if align == "liu49" and five is not None:
+            return face_ops.eye_line_box_matrix(five[:2], box, size, ratio), "+eyeline"
+        if align == "five_point" and five is not None:
+            return face_ops.alignment_matrix(five, size, ratio), "+aligned"
+        return None, ""
 
     def _check_landmarks(self, landmarks, matrix, how):
         """InputProblem when landmarks lie beyond ``landmark_margin`` outside the crop."""

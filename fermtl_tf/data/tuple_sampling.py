@@ -198,9 +198,10 @@ def missing_identity_message(folder, split, missing, total):
         f"{folder}: {missing} of {total} expression-labelled records (split {split!r}) have no "
         "identity label (identity = -1). Identity-aware tuple sampling (Liu et al. 2017, "
         "§5.2) draws each query's negatives from the same subject, so every image needs "
-        "one. For a dataset without subject IDs (SFEW), give them in the 'identity' column "
-        "of a manifest CSV (data_prep/README.md, 'Manifest CSV') and prepare the folder "
-        "with the 'manifest' source."
+        "one. For SFEW, prepare the folder again with `fermtl-prep sfew --identities "
+        "FILE.csv` (columns image,identity; data_prep/sfew.md); for another dataset "
+        "without subject IDs, give them in the 'identity' column of a manifest CSV "
+        "(data_prep/README.md, 'Manifest CSV') and use the 'manifest' source."
     )
 
 
@@ -242,7 +243,7 @@ def load_records(folder, split="train", folds=None, exclude_folds=None):
 def make_tuple_dataset(folder, split="train", queries_per_batch=12, positives_per_query=5,
                        negatives_per_query=6, image_size=(48, 48), augment=None,
                        normalization="per_image", seed=0, folds=None, exclude_folds=None,
-                       first_epoch=0):
+                       first_epoch=0, preprocess=None):
     """Batches of identity-aware tuples from one prepared folder, for ``model.fit``.
 
     Each batch holds ``queries_per_batch * (1 + positives_per_query + negatives_per_query)``
@@ -256,7 +257,8 @@ def make_tuple_dataset(folder, split="train", queries_per_batch=12, positives_pe
             :func:`fermtl_tf.data.pipeline.make_dataset`); records without an expression
             label are left out, records without an identity are an error.
         queries_per_batch, positives_per_query, negatives_per_query: X, P and N.
-        image_size, augment, normalization: as in ``make_dataset`` (training mode).
+        image_size, augment, normalization, preprocess: as in ``make_dataset``
+            (training mode).
         seed: integer seed of the tuples and the augmentations.
         first_epoch: the epoch the first iteration draws (a resumed run starts at its
             next epoch, so it sees the tuples an uninterrupted run would).
@@ -285,8 +287,8 @@ def make_tuple_dataset(folder, split="train", queries_per_batch=12, positives_pe
                .map(element_fn, num_parallel_calls=tf.data.AUTOTUNE)
                .batch(batch_size, drop_remainder=True)
                .map(lambda batch: {**batch, "tuple_role": roles,
-                                   "image": pipeline.normalize_images(batch["image"],
-                                                                      normalization)}))
+                                   "image": pipeline.model_inputs(batch["image"], normalization,
+                                                                  preprocess)}))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(sampler.steps_per_epoch))
     options = tf.data.Options()
     options.deterministic = True

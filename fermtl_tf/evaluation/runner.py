@@ -299,12 +299,18 @@ def compute_metrics(benchmark, outputs, labels, export, manifest, sequence_vote=
     return results
 
 
-def _evaluation_dataset(data_dir, selection, batch_size, image_size):
-    """The selected records, unshuffled, raw pixels; a bad selection names the folder."""
+def _evaluation_dataset(data_dir, selection, batch_size, image_size, centre_crop=None):
+    """The selected records, unshuffled, raw pixels; a bad selection names the folder.
+
+    ``centre_crop`` (the export's, the fraction of the training random crops): the
+    centre window of each stored face, as the reader's evaluation mode gives validation
+    (Liu et al. 2017 Sec. 5.1: "a single center crop ... at test").
+    """
+    augment = {"random_crop": centre_crop} if centre_crop else None
     try:
         return make_dataset(data_dir, batch_size=batch_size, image_size=image_size,
                             training=False, normalization="none", keep_metadata=True,
-                            **selection)
+                            augment=augment, **selection)
     except ValueError as error:
         raise EvaluationInputError(str(error)) from None
 
@@ -329,7 +335,8 @@ def evaluate_saved_model(model_dir, data_dir, benchmark="synthface", split="test
     export = read_export_metadata(model_dir)
     manifest = read_dataset_manifest(data_dir)
     selection = {"split": split, "folds": folds, "exclude_folds": exclude_folds}
-    dataset = _evaluation_dataset(data_dir, selection, batch_size, tuple(export["input_size"]))
+    dataset = _evaluation_dataset(data_dir, selection, batch_size, tuple(export["input_size"]),
+                                  export.get("centre_crop"))
     loaded = _load_saved_model(model_dir)
     outputs, labels = collect_predictions(loaded.serve, dataset)
     if median_window:

@@ -79,6 +79,9 @@ class DataConfig:
     image_size: tuple[int, int] = (96, 96)
     normalization: Literal["minus_one_one", "zero_one", "per_image", "none"] = "minus_one_one"
     shuffle_buffer: int = 1024
+    # grayscale / histogram_equalization / plane_fit before the normalisation, in training,
+    # evaluation and the export alike (data.preprocess.PreprocessConfig; Liu et al. §5.1)
+    preprocess: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass

@@ -32,6 +32,7 @@ from fermtl_tf.data.pipeline import (
     make_dataset,
     make_multi_source_dataset,
 )
+from fermtl_tf.data.preprocess import as_preprocess_config
 from fermtl_tf.experiments.config import (
     ConfigError,
     ExperimentConfig,
@@ -64,12 +65,15 @@ class ExperimentResult:
     metadata: dict
     serving_model: keras.Model = None
     add_endpoints: object = None  # fn(archive): the method's extra export endpoints
+    preprocess: dict = None  # data.preprocess, applied in the exported graph too
+    centre_crop: float = None  # the training random_crop: fermtl-eval's centre window
 
     def export(self, export_dir):
         """Export ``serving_model`` as a SavedModel taking raw pixels (``fermtl_tf.export``)."""
         return export_saved_model(self.serving_model, export_dir, input_size=self.input_size,
                                   normalization=self.normalization, metadata=self.metadata,
-                                  add_endpoints=self.add_endpoints)
+                                  add_endpoints=self.add_endpoints,
+                                  preprocess=self.preprocess, centre_crop=self.centre_crop)
 
 
 # --- optimiser and schedule ---------------------------------------------------------
@@ -147,6 +151,7 @@ def make_datasets(config, sources, training, steps=None, first_epoch=0):
         # 2.21 on CPU). The multi-source pipeline always yields full batches.
         return make_dataset(**_source_kwargs(sources[0]), image_size=data.image_size,
                             training=training, normalization=data.normalization,
+                            preprocess=data.preprocess,
                             shuffle_buffer=data.shuffle_buffer, seed=config.seed,
                             deterministic=config.deterministic, repeat=training,
                             drop_remainder=training,
@@ -156,7 +161,8 @@ def make_datasets(config, sources, training, steps=None, first_epoch=0):
     if len(named) != len(sources):
         raise ConfigError(f"data: source names must be unique, got {sorted(named)}")
     return make_multi_source_dataset(named, image_size=data.image_size, training=training,
-                                     normalization=data.normalization, seed=config.seed,
+                                     normalization=data.normalization,
+                                     preprocess=data.preprocess, seed=config.seed,
                                      deterministic=config.deterministic,
                                      steps_per_epoch=steps if training else
                                      config.validation_steps,
@@ -193,6 +199,11 @@ def _check_augment(config, source):
                 message = error.args[0] if error.args else error
                 raise ConfigError(f"{source}: key 'data.{section}[{index}].augment': "
                                   f"{message}") from None
+    try:
+        as_preprocess_config(config.data.preprocess)
+    except (TypeError, ValueError, KeyError) as error:
+        message = error.args[0] if error.args else error
+        raise ConfigError(f"{source}: key 'data.preprocess': {message}") from None
 
 
 def training_input(spec, config, source="<config>"):
@@ -375,6 +386,8 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
         normalization=config.data.normalization, metadata=export_metadata(spec, model, data),
         serving_model=serving_model(spec, model),
         add_endpoints=export_endpoints(spec, model, config),
+        preprocess=config.data.preprocess,
+        centre_crop=(config.data.train[0].augment or {}).get("random_crop"),
     )
 
 

@@ -48,9 +48,17 @@ def round_config(config, test_fold, available, output_dir):
     run.output_dir = str(output_dir)
     run.data.train = [dataclasses.replace(s, folds=train, exclude_folds=None)
                       for s in config.data.train]
-    run.data.validation = [dataclasses.replace(s, folds=val, exclude_folds=None, augment=None)
+    run.data.validation = [dataclasses.replace(s, folds=val, exclude_folds=None,
+                                               augment=evaluation_augment(s.augment))
                            for s in config.data.train] if val else []
     return run
+
+
+def evaluation_augment(augment):
+    """What a training source's ``augment`` leaves at evaluation: its random crop (the
+    reader then takes the centre window, Liu et al. 2017 Sec. 5.1), nothing else."""
+    crop = (augment or {}).get("random_crop")
+    return {"random_crop": crop} if crop else None
 
 
 def run_folds(config, folds="all", verbose="auto", restart=False):

@@ -20,6 +20,12 @@ LEFT_EYE = tuple(range(42, 48))
 OUTER_LIPS = tuple(range(48, 60))
 INNER_LIPS = tuple(range(60, 68))
 
+#: The 49-point IntraFace / AAM scheme of Liu et al. (2017, Sec. 5.1) as 68-point indices:
+#: every point but the 17 jaw points and the two inner-mouth corners (60, 64), which
+#: IntraFace does not track (its mouth has 12 outer and 6 inner points). Brows 17-26,
+#: nose 27-35, eyes 36-47, outer lips 48-59, inner lips 61-63 and 65-67.
+LIU49 = tuple(i for i in range(NUM_LANDMARKS) if i not in JAW and i not in (60, 64))
+
 #: Outer eye corners, the inter-ocular normaliser of 300-W.
 OUTER_EYE_CORNERS = (36, 45)
 

@@ -6,14 +6,26 @@ images carry no labels and are not imported). Faces are found by MTCNN in the mo
 frames; with ``--aligned`` the distribution's aligned face crops are read instead and
 the whole crop is the face (its box is shrunk so that ``--box-extension`` brings it
 back to the full image, so no black border is added).
+
+Identities: SFEW has no subject labels, and Liu et al. (2017, Sec. 5.2) need them for
+the identity-aware negatives ("the SFEW need manually label. In practice, an
+off-the-shelf face recognition method can be used"). ``--identities FILE.csv`` reads
+them from a CSV with the columns ``image`` (the image's path relative to ``--root``, as
+in the manifest, or its bare file name when that is unique) and ``identity`` (any
+string; subjects are numbered 0..n-1 in sorted order). Every imported image must have a
+row: the missing ones are an error listing them. Frames where MTCNN finds no face are
+kept with ``--undetected centre`` (a centred square of the frame, ``crops:
+centre-fallback`` in the manifest), so the Val set keeps all its 436 images.
 """
 
 import os
+from collections import Counter
 
 import cv2
 import numpy as np
 
 from fermtl_tf.data.sources import _lab_common as common
+from fermtl_tf.data.sources._listfile_common import id_map, read_csv_rows, sha256
 from fermtl_tf.data.sources.base import FaceInput, ImportedDataset, PrepError, Source
 from fermtl_tf.knowledge.vocabularies import BASIC7
 
@@ -57,12 +69,19 @@ With --aligned, the aligned face crops are read instead, from any of
   Train/Train_Aligned_Faces/<Class>/, Train_Aligned_Faces/<Class>/, Train/Aligned_Faces/
 (and the same for Val). Folder names are matched ignoring case.
 Splits: Train -> train, Val -> test (the papers report on Val; Test has no labels).
-Faces: MTCNN on the frames (default --crop-from detect); with --aligned the whole crop."""
+Faces: MTCNN on the frames (default --crop-from detect); with --aligned the whole crop;
+--undetected centre keeps frames without a detection (centred square).
+Identities (for identity-aware tuples): --identities FILE.csv with columns
+  image      path relative to --root (Train/Angry/x.png) or the bare file name
+  identity   subject name or number"""
 
     def add_arguments(self, parser):
         parser.add_argument("--root", required=True, help="folder holding Train/ and Val/")
         parser.add_argument("--aligned", action="store_true",
                             help="read the aligned face crops; the whole crop is the face")
+        parser.add_argument("--identities", default="",
+                            help="CSV with columns image,identity giving every image's "
+                                 "subject (Liu et al. 2017 label SFEW identities by hand)")
 
     def load(self, args):
         root = common.require_folder(os.path.abspath(args.root), "sfew --root")
@@ -92,13 +111,75 @@ Faces: MTCNN on the frames (default --crop-from detect); with --aligned the whol
         if not inputs:
             raise PrepError(f"sfew: no images in the class folders under {root}")
         options = {"aligned": args.aligned}
+        fingerprint = {"listing": common.listing_fingerprint(
+            root, [f.image_path for f in inputs], options)}
+        identities, warnings = {}, []
+        if args.identities:
+            identities, warnings = assign_identities(inputs, args.identities)
+            fingerprint["identities_sha256"] = sha256(args.identities)
         return ImportedDataset(
             source=self.name, inputs=inputs, vocabulary_name="basic7", vocabulary=BASIC7,
-            domains=[self.name],
-            fingerprint={"listing": common.listing_fingerprint(
-                root, [f.image_path for f in inputs], options)},
-            info={"root": root, "aligned": args.aligned, "test_split": "Val"},
+            domains=[self.name], identities=identities, fingerprint=fingerprint,
+            info={"root": root, "aligned": args.aligned, "test_split": "Val",
+                  "identities": os.path.abspath(args.identities) if args.identities else None},
+            warnings=warnings,
         )
+
+
+def read_identity_table(path):
+    """``{image key: identity string}`` from the ``--identities`` CSV; errors name the line."""
+    if not os.path.isfile(path):
+        raise PrepError(f"sfew: --identities file {path} not found")
+    header, rows = read_csv_rows(path)
+    missing = [c for c in ("image", "identity") if c not in header]
+    if missing:
+        raise PrepError(f"{path}: missing column(s) {', '.join(missing)} "
+                        f"(expected image,identity)")
+    table = {}
+    for line, row in rows:
+        image = (row.get("image") or "").strip().replace("\\", "/")
+        identity = (row.get("identity") or "").strip()
+        if not image or not identity:
+            raise PrepError(f"{path} line {line}: empty image or identity")
+        if table.get(image, identity) != identity:
+            raise PrepError(f"{path} line {line}: {image} has two identities "
+                            f"({table[image]!r} and {identity!r})")
+        table[image] = identity
+    return table
+
+
+def assign_identities(inputs, path):
+    """Set every input's ``identity`` from the ``--identities`` CSV at ``path``.
+
+    An input is found by its path relative to the root (its ``image_id``), else by its
+    file name when no other input has that name. Returns ``(identities, warnings)``:
+    the subject -> id map and a warning for CSV rows naming no imported image. An
+    image without a row is an error naming the first ones (the tuple sampler would
+    fail on it later, far from the cause).
+    """
+    table = read_identity_table(path)
+    names = Counter(os.path.basename(face.image_id) for face in inputs)
+    keys, unlabelled = {}, []
+    for face in inputs:
+        name = os.path.basename(face.image_id)
+        if face.image_id in table:
+            keys[face.image_id] = face.image_id
+        elif name in table and names[name] == 1:
+            keys[face.image_id] = name
+        else:
+            unlabelled.append(face.image_id)
+    if unlabelled:
+        shown = ", ".join(unlabelled[:5]) + (", ..." if len(unlabelled) > 5 else "")
+        raise PrepError(f"sfew: {len(unlabelled)} of {len(inputs)} image(s) have no row in "
+                        f"{path} ({shown}); give each an image,identity row (the path "
+                        f"relative to --root where file names repeat)")
+    identities = id_map([table[key] for key in keys.values()])
+    for face in inputs:
+        face.identity = identities[table[keys[face.image_id]]]
+    unused = sorted(set(table) - set(keys.values()))
+    warnings = [f"{path}: {len(unused)} row(s) name no imported image (e.g. {unused[0]})"
+                ] if unused else []
+    return identities, warnings
 
 
 SOURCE = SFEWSource()

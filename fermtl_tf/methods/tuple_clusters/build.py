@@ -48,6 +48,7 @@ def train_dataset(config, first_epoch=0):
     source = config.data.train[0]
     return tuple_dataset(config.method, source.folder, split=source.split,
                          image_size=config.data.image_size, augment=source.augment,
-                         normalization=config.data.normalization, seed=config.seed,
+                         normalization=config.data.normalization,
+                         preprocess=config.data.preprocess, seed=config.seed,
                          folds=source.folds, exclude_folds=source.exclude_folds,
                          first_epoch=first_epoch)
