@@ -71,8 +71,8 @@ def parse_args(argv):
     parser.add_argument("--data", type=Path, default=ROOT / "prepared" / "studies" / STUDY)
     parser.add_argument("--page", default=str(ROOT / "docs" / "results" / f"{STUDY}_synthface.md"))
     parser.add_argument("--variants", nargs="+", choices=list(LABELS), default=list(LABELS),
-                        help="train only these variants (e.g. to share the runs between "
-                             "processes with --page ''); the page needs all of them")
+                        help="only these variants (e.g. to share the runs between processes "
+                             "with --page ''); the page lists the others as not run")
     return parser.parse_args(argv)
 
 
@@ -91,14 +91,14 @@ def variants(keys=tuple(LABELS)):
     return [Variant(key, LABELS[key], CONFIGS / f"synthface_{key}.yaml") for key in keys]
 
 
-def figures(runs_dir, folder, page, seeds):
+def figures(runs_dir, folder, page, seeds, keys=tuple(LABELS)):
     """Fig. 5, Fig. 6 (mean over seeds) and the embedding projection of 2B(N+M), seed 0."""
     from fermtl_tf.evaluation.curves import plot_curves, read_histories
     from fermtl_tf.methods.tuple_clusters.embedding import plot_embedding_projection
 
     images = Path(page).parent
     histories = {LABELS[key]: read_histories([runs_dir / key / f"seed{s}" for s in seeds])
-                 for key in CURVES}
+                 for key in CURVES if key in keys}
     loss = plot_curves(histories, "loss", images / f"{STUDY}_synthface_fig5_loss.png",
                        "training loss (softmax + metric)",
                        "Training loss per epoch, mean of seeds (cf. Fig. 5) - SynthFace (synthetic)")
@@ -133,6 +133,7 @@ def write_page(page, frame, folder, command, wall, cpu, seeds, plots):
     samples = int(frame[(frame["evaluation"] == "test") & (frame["metric"] == METRIC)]
                   ["samples"].iloc[0])
     runs = frame.drop_duplicates(["variant", "seed"])
+    missing = [LABELS[key] for key in LABELS if key not in set(frame["variant"])]
     lines = [
         "# Liu et al. 2017 (N+M)-tuple clusters on SynthFace (synthetic)",
         "",
@@ -197,6 +198,8 @@ def write_page(page, frame, folder, command, wall, cpu, seeds, plots):
         "Expression accuracy (%) on the test identities, EC branch only (what is served):",
         "",
         markdown_table(comparison),
+        *([] if not missing else [
+            "", f"**Not run in this invocation** (no figures): {', '.join(missing)}."]),
         "",
         f"![accuracy per variant and seed]({accuracy_plot.name})",
         "",
@@ -235,12 +238,13 @@ def main(argv=None):
     overrides = [f"data.train.0.folder={folder}", f"data.validation.0.folder={folder}"]
     frame = run_study(variants(args.variants), args.seeds, [Evaluation("test", folder)], args.runs,
                       overrides=overrides, log=lambda line: print(line, flush=True))
+    frame.to_csv(args.runs / "study.csv", index=False)
     page = None
-    if args.page and args.variants == list(LABELS):
-        frame.to_csv(args.runs / "study.csv", index=False)
-        plots = figures(args.runs, folder, args.page, args.seeds)
+    if args.page:
+        plots = figures(args.runs, folder, args.page, args.seeds, args.variants)
         command = "python train/tuple_clusters_synthface_study.py" + (
-            f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != [0, 1, 2] else "")
+            f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != [0, 1, 2] else "") + (
+            f" --variants {' '.join(args.variants)}" if args.variants != list(LABELS) else "")
         page = str(write_page(args.page, frame, folder, command, time.perf_counter() - wall,
                               _cpu_seconds() - cpu, args.seeds, plots))
     print(json.dumps({"study": STUDY, "seeds": args.seeds,
