@@ -54,8 +54,8 @@ LABELS = {
     "2b_nm": "2B(N+M)Softmax",
     "2b_nm_psd_b": "2B(N+M)Softmax, B PSD (Eq. 8)",
 }
-#: The four rows of Fig. 5 / Fig. 6.
-CURVES = ("1b_n1", "2b_n1", "1b_nm", "2b_nm")
+#: The four rows of Fig. 5 / Fig. 6, with softmax only for reference.
+CURVES = ("softmax", "1b_n1", "2b_n1", "1b_nm", "2b_nm")
 PREP = ["--seed", "0", "--identities", "250", "--sequences-per-identity", "14",
         "--frames-per-sequence", "1", "--vocabulary", "basic7", "--domain", "lab",
         "--intensity", "strong", "--crop-from", "landmarks", "--size", "60", "--quiet"]
@@ -100,7 +100,7 @@ def figures(runs_dir, folder, page, seeds, keys=tuple(LABELS)):
     histories = {LABELS[key]: read_histories([runs_dir / key / f"seed{s}" for s in seeds])
                  for key in CURVES if key in keys}
     loss = plot_curves(histories, "loss", images / f"{STUDY}_synthface_fig5_loss.png",
-                       "training loss (softmax + metric)",
+                       "training loss (softmax + alpha x metric)",
                        "Training loss per epoch, mean of seeds (cf. Fig. 5) - SynthFace (synthetic)")
     accuracy = plot_curves(histories, "val_expression_accuracy",
                            images / f"{STUDY}_synthface_fig6_val_accuracy.png",
