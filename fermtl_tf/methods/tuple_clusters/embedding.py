@@ -93,6 +93,8 @@ def plot_embedding_projection(model_path, folder, path, split="test", normalizat
 
     import keras
 
+    from fermtl_tf.methods.tuple_clusters import network  # noqa: F401  registers the class
+
     model = keras.saving.load_model(model_path)
     embedding, expression, identity = embed(model, folder, split, normalization)
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
