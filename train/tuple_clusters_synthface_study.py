@@ -126,7 +126,7 @@ def write_page(page, frame, folder, command, wall, cpu, seeds, plots):
     comparison = comparison_table(table, "softmax", LABELS)
     accuracy_plot = plot_study(table, LABELS, Path(page).with_suffix(".png"),
                                "test accuracy (%)",
-                               "Expression accuracy on unseen identities - SynthFace (synthetic)")
+                               "Unseen identities\nSynthFace (synthetic)")
     splits, vocabulary = data_summary(folder)
     config = load_config(CONFIGS / "synthface_2b_nm.yaml")
     net, method = config.method.network, config.method
