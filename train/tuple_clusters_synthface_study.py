@@ -217,7 +217,7 @@ def write_page(page, frame, folder, command, wall, cpu, seeds, plots):
         "",
         READING,
     ]
-    Path(page).write_text("\n".join(lines) + "\n" + kept_reading(page))
+    Path(page).write_text("\n".join(lines) + "\n\n" + kept_reading(page))
     return Path(page)
 
 
