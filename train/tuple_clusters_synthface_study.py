@@ -183,8 +183,8 @@ def write_page(page, frame, folder, command, wall, cpu, seeds, plots):
         "work). The paper pre-trains on FER2013 and Multi-PIE and fine-tunes with Adam; "
         "none of that here.",
         "",
-        f"Seeds {', '.join(str(s) for s in seeds)}: the same seed gives every variant the "
-        "same initial convolution weights and the same query order.",
+        f"Seeds {', '.join(str(s) for s in seeds)}: every variant uses the same seed for "
+        "weight initialisation and data order, so the differences are paired by seed.",
         "",
         "## Command and cost",
         "",
