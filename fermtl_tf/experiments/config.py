@@ -139,14 +139,21 @@ class ScheduleConfig:
 
     cosine: from ``learning_rate`` to ``alpha * learning_rate`` over all epochs;
     step: multiply by ``factor`` at each epoch in ``boundaries``;
-    exponential: multiply by ``decay_rate`` every epoch (continuously).
+    exponential: multiply by ``decay_rate`` every epoch (continuously);
+    halve_on_rise_or_stall: multiply by ``factor`` and reload the best-loss weights when
+    the training loss rises more than ``loss_rise`` over its best or ``monitor`` has not
+    improved for ``patience`` epochs (Liu et al. 2017 §5.2; ``fermtl_tf.training.halving``).
     """
 
-    name: Literal["constant", "cosine", "step", "exponential"] = "constant"
+    name: Literal["constant", "cosine", "step", "exponential",
+                  "halve_on_rise_or_stall"] = "constant"
     alpha: float = 0.0
     boundaries: list[int] = dataclasses.field(default_factory=list)
     factor: float = 0.1
     decay_rate: float = 0.9
+    loss_rise: float = 0.25
+    patience: int = 10
+    monitor: str = "val_expression_accuracy"
 
 
 #: Variant sections every method may read: section -> {name: dataclass}. A method adds

@@ -47,6 +47,7 @@ from fermtl_tf.experiments.run_folder import best_so_far, prepare_run_folder, re
 from fermtl_tf.export import export_saved_model
 from fermtl_tf.methods import get_method
 from fermtl_tf.training.callbacks import make_callbacks, resumed_epoch
+from fermtl_tf.training.halving import HalveOnRiseOrStall
 from fermtl_tf.training.strategy import make_strategy
 
 
@@ -82,7 +83,7 @@ class ExperimentResult:
 def make_schedule(schedule, learning_rate, steps_per_epoch, epochs):
     """A float or ``LearningRateSchedule`` over optimiser steps for ``schedule`` (config)."""
     schedules = keras.optimizers.schedules
-    if schedule.name == "constant":
+    if schedule.name in ("constant", "halve_on_rise_or_stall"):  # the latter: a callback
         return learning_rate
     if schedule.name == "cosine":
         return schedules.CosineDecay(learning_rate, decay_steps=steps_per_epoch * epochs,
@@ -93,6 +94,18 @@ def make_schedule(schedule, learning_rate, steps_per_epoch, epochs):
         return schedules.PiecewiseConstantDecay(boundaries, values)
     return schedules.ExponentialDecay(learning_rate, decay_steps=steps_per_epoch,
                                       decay_rate=schedule.decay_rate)
+
+
+def schedule_callbacks(schedule, output_dir):
+    """The callbacks a schedule needs: the §5.2 rule of Liu et al. 2017 resumes from the
+    finished epochs' history (its best-loss weights in ``checkpoints/``); others none."""
+    if schedule.name != "halve_on_rise_or_stall":
+        return []
+    rows = restored_history(output_dir, resumed_epoch(output_dir))
+    return [HalveOnRiseOrStall(Path(output_dir) / "checkpoints" / "best_loss.weights.h5",
+                               factor=schedule.factor, loss_rise=schedule.loss_rise,
+                               patience=schedule.patience, monitor=schedule.monitor,
+                               history=rows)]
 
 
 def make_optimizer(optimizer, learning_rate):
@@ -411,7 +424,8 @@ def _fit(spec, config, data, output, source, verbose, callbacks):
                           validation_data=validation_data,
                           steps_per_epoch=steps,
                           validation_steps=config.validation_steps,
-                          callbacks=[*(method_callbacks(model, config, output)
+                          callbacks=[*schedule_callbacks(config.schedule, output),
+                                     *(method_callbacks(model, config, output)
                                        if method_callbacks else ()), *callbacks],
                           verbose=verbose)
     # model.keras marks a finished run (run_folder): written whole or not at all.
