@@ -57,6 +57,7 @@ VARIANTS = {
     "mml": ("MML (wild)", True),
 }
 LABELS = {key: label for key, (label, _) in VARIANTS.items()}
+NUM_CLASSES = 14  # rafce14
 DOMAIN = "lab"
 COMMON_PREP = ["--vocabulary", "rafce14", "--domain", DOMAIN, "--intensity", "strong",
                "--sequences-per-identity", "14", "--frames-per-sequence", "1",
@@ -153,6 +154,24 @@ def pictures(runs_dir, folders, image_dir):
     return made
 
 
+def bayes_ceiling(faces=20000, seed=0):
+    """Accuracy of the Bayes rule on true AU occurrences drawn from the compound table.
+
+    Each AU of class k is present with p(AU | k) independently (how SynthFace draws them),
+    so the posterior is a naive-Bayes product; the best any classifier of the AUs can do.
+    """
+    from fermtl_tf.knowledge.expression_au import COMPOUND_WILD
+
+    classes = list(COMPOUND_WILD)
+    aus = sorted({au for table in COMPOUND_WILD.values() for au in table})
+    p = np.clip([[COMPOUND_WILD[c].get(au, 0.0) for au in aus] for c in classes], 1e-6, 1 - 1e-6)
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, len(classes), faces)
+    present = rng.random((faces, len(aus))) < p[truth]
+    log_likelihood = present @ np.log(p).T + (~present) @ np.log(1 - p).T
+    return float(np.mean(log_likelihood.argmax(axis=1) == truth)), faces
+
+
 def verdicts(table, reference):
     """One sentence per variant: the paired difference to ``reference`` and whether its
     95 % interval excludes zero (the measured direction, not a claim beyond it)."""
@@ -175,7 +194,7 @@ def verdicts(table, reference):
     return lines
 
 
-def write_page(page, frame, runs_dir, seeds, folders, timing):
+def write_page(page, frame, runs_dir, seeds, folders, timing, command):
     from fermtl_tf.evaluation.reproduction import markdown_table
 
     image_dir = page.parent
@@ -185,10 +204,24 @@ def write_page(page, frame, runs_dir, seeds, folders, timing):
                       "each seed (grey), mean ± sd (blue)")
     made = pictures(runs_dir, folders, image_dir)
     samples = int(frame[frame["metric"] == "accuracy"]["samples"].iloc[0])
-    lines = [PAGE_HEAD.format(seeds=" ".join(map(str, seeds)), samples=samples, **timing)]
+    ceiling, ceiling_faces = bayes_ceiling()
+    lines = [PAGE_HEAD.format(seeds=" ".join(map(str, seeds)), samples=samples,
+                              ceiling=100 * ceiling, ceiling_faces=f"{ceiling_faces:,}",
+                              **timing)]
+    written_by = f"python train/meta_mtl_synthface_study.py {command}".rstrip()
+    lines += [f"This page was written by `{written_by}`.", ""]
+    missing = [label for key, label in LABELS.items() if key not in set(frame["variant"])]
+    if missing:
+        lines += [f"**Not in this page:** {', '.join(missing)} (not run; see the reading).", ""]
     for metric, title in METRICS.items():
         lines += [f"### {title}", "", markdown_table(tables[metric][1]), ""]
     accuracy = tables["accuracy"][0]
+    if "stl" in accuracy.columns:
+        stl = 100 * accuracy["stl"].mean()
+        band = "inside" if 30 <= stl <= 80 else "OUTSIDE"
+        lines += [f"STL's mean accuracy is {stl:.1f} %, {band} the 30-80 % band the study "
+                  f"is calibrated for (Bayes ceiling {100 * ceiling:.1f} %, chance "
+                  f"{100 / NUM_CLASSES:.1f} %).", ""]
     lines += ["Measured (overall accuracy, paired over seeds):", ""]
     lines += [f"- {text}" for reference in ("stl", "mtl") if reference in accuracy.columns
               for text in verdicts(accuracy, reference)]
@@ -221,22 +254,30 @@ same images, do the AU task (MTL, Eq. 3), the alignment loss (AM, Eq. 10), per-s
 weights (MAL) and both together (MML, Eq. 11-17) raise compound-expression accuracy over
 expression-only training (STL)?
 
-**Data.** SynthFace with the RAF-CE vocabulary (`rafce14`, 14 compound classes), `wild`
-domain, `strong` intensity, one apex face per sequence, 48x48 crops from the true
-landmarks. Train folder: data seed 21, 24 identities x 14 classes = 336 faces (24 per
-class, every split of the folder). Every variant trains its base net on the same 252
-faces (18 per class); the class-stratified, seeded quarter left out (84 faces, 6 per
-class) is the meta set of MAL and MML and unused by STL, MTL and AM (as the Table 2/3
-configs, which train on RAF-CE's `train` split and hold `val` out). Test folder: data seed
-22, 40 other identities, {samples} faces (40 per class). Every face carries its class and
-its 29 SynthFace AU labels. The AUs of each face are drawn from the paper's own
-in-the-wild p(AU | compound) table (docs/synthface.md), which is also the alignment
-loss's statistics: the AU labels and the prior are exactly right here. Why this regime:
-24 labelled faces per class keeps STL well below its ceiling (the AU patterns of the 14
-compounds overlap heavily, so the class is not a clean function of the face) while the
-29 AU labels per face carry extra, class-related supervision on the same images -- the
-paper's setting (RAF-CE annotates both on every image) with the small-class end of
-Table 2 made the rule.
+**Data.** SynthFace with the RAF-CE vocabulary (`rafce14`, 14 compound classes), `lab`
+rendering domain (frontal, even light), `strong` intensity, one apex face per sequence,
+48x48 crops from the true landmarks. Train folder: data seed 31, 112 identities x 14
+classes = 1568 faces (112 per class, every split of the folder). Every variant trains its
+base net on the same 1176 faces (84 per class); the class-stratified, seeded quarter left
+out (392 faces, 28 per class) is the meta set of MAL and MML and unused by STL, MTL and AM
+(as the Table 2/3 configs, which train on RAF-CE's `train` split and hold `val` out). Test
+folder: data seed 32, 40 other identities, {samples} faces (40 per class). Every face
+carries its class and its 29 SynthFace AU labels (AU labels on the same images, as RAF-CE
+annotates both on every image: the model's step takes one training source, and the
+question is what AU supervision adds to the same faces). The AUs of each face are drawn
+from the paper's own in-the-wild p(AU | compound) table (docs/synthface.md), which is also
+the alignment loss's statistics: AU labels and prior are exactly right here, the most
+favourable case for AU assistance. The compounds' AU patterns overlap heavily: even the
+Bayes rule on a face's true AU occurrences (the table's likelihoods, {ceiling_faces} faces
+sampled from it) is right only {ceiling:.1f} % of the time, so that is about the ceiling of
+any variant here.
+
+Why this regime (calibrated with one seed, not evidence): on the `wild` rendering with 24
+faces per class (18 for the base net) STL reached 12.3 % test accuracy after 30 epochs,
+and on `lab` with 48 per class (36 for the base net) 15.7 % after 20 epochs, against 28.0 %
+for MTL -- below the 30-80 % band the study asks of STL. 84 expression labels per class
+is still few for learning 14 overlapping classes from scratch, while the AU labels give
+every face 29 more targets.
 
 **Model and training.** ResNet-18, width 8, compact stem, 48x48, from scratch (paper:
 ResNet-34 at 112x112 pre-trained on CASIA-WebFace: far too slow on 2 CPU cores and not
@@ -244,7 +285,8 @@ downloadable); FC expression and AU heads, the zero-initialised FC + sigmoid met
 batch 16 (train and meta); SGD momentum 0.9, learning rate 0.01 for backbone, classifiers
 and meta net (paper: 0.001 / 0.01 / 0.01, no momentum stated); rho = rho_AM = 1; Eq. 1
 summed over the AUs (as printed); the second-order meta gradient (no first-order
-shortcut); 30 epochs, constant rate, flips; `deterministic: true`. Configs:
+shortcut; an MML or MAL step costs about 5 STL steps); 10 epochs (74 steps each),
+constant rate, flips; `deterministic: true`. Configs:
 `train/configs/meta_mtl/synthface_*.yaml` (base `_synthface.yaml`). Training seeds:
 {seeds} (the same seed gives every variant the same initial backbone and data order).
 
@@ -264,7 +306,13 @@ interval over seeds; wins = seeds on which the variant is higher.
 READING = """
 ## Reading
 
-(written after the final run; see below)
+The list under the tables says what each paired difference shows, whichever way it falls.
+What the figures do not show: anything about RAF-CE or real faces (these faces are
+synthetic, and their AU labels and the alignment prior are exact, which favours AU
+assistance); the paper's setting (a pre-trained ResNet-34 at 112x112 trained for hours,
+here a width-8 ResNet-18 from scratch for 10 epochs); and, with 3 seeds, differences
+smaller than the seed-to-seed spread: the 95 % interval uses t = 4.30, so "no difference
+shown" is not "no difference".
 """
 
 
@@ -297,7 +345,8 @@ def main(argv=None):
             print(paired_differences(table, "stl").round(4).to_string(), flush=True)
     page = Path(args.page) if args.page else None
     if page is not None:
-        write_page(page, frame, args.runs, args.seeds, folders, timing)
+        command = " ".join(argv if argv is not None else sys.argv[1:])
+        write_page(page, frame, args.runs, args.seeds, folders, timing, command)
     print(json.dumps({"study": STUDY, "seeds": args.seeds,
                       "wall_seconds": round(timing["wall_minutes"] * 60, 1),
                       "cpu_seconds": round(timing["cpu_minutes"] * 60, 1),
