@@ -212,7 +212,7 @@ def write_page(page, frame, runs_dir, seeds, folders, timing, command):
     lines += [f"This page was written by `{written_by}`.", ""]
     missing = [label for key, label in LABELS.items() if key not in set(frame["variant"])]
     if missing:
-        lines += [f"**Not in this page:** {', '.join(missing)} (not run; see the reading).", ""]
+        lines += [f"**Not in this page:** {', '.join(missing)} (not run by this command).", ""]
     for metric, title in METRICS.items():
         lines += [f"### {title}", "", markdown_table(tables[metric][1]), ""]
     accuracy = tables["accuracy"][0]
@@ -293,8 +293,8 @@ constant rate, flips; `deterministic: true`. Configs:
 **Command:** `python train/meta_mtl_synthface_study.py`. Measured: training and export of
 the runs {runs_wall_minutes:.1f} min wall and {runs_cpu_minutes:.1f} CPU-minutes (the sum of
 the runs' `study_timing.json`, 1 intra-op thread each); the command that wrote this page
-{wall_minutes:.1f} min wall, {cpu_minutes:.1f} CPU-minutes (runs it found finished are
-reused, not counted again; the evaluations and pictures are in this figure).
+{wall_minutes:.1f} min wall, {cpu_minutes:.1f} CPU-minutes up to its tables (runs it found
+finished are reused, not counted again; evaluations included, pictures not).
 
 ## Results on the {samples} test faces (SynthFace, synthetic)
 
@@ -348,8 +348,8 @@ def main(argv=None):
         command = " ".join(argv if argv is not None else sys.argv[1:])
         write_page(page, frame, args.runs, args.seeds, folders, timing, command)
     print(json.dumps({"study": STUDY, "seeds": args.seeds,
-                      "wall_seconds": round(timing["wall_minutes"] * 60, 1),
-                      "cpu_seconds": round(timing["cpu_minutes"] * 60, 1),
+                      "wall_seconds": round(time.perf_counter() - wall, 1),
+                      "cpu_seconds": round(cpu_seconds() - cpu, 1),
                       "page": str(page) if page else None}))
     return 0
 
