@@ -203,6 +203,18 @@ def test_runner_confusion_matrix(setup):
     np.testing.assert_array_equal(setup["results"]["confusion_matrix"], expected)
 
 
+def test_runner_per_class_accuracy_is_each_true_class_recall(setup):
+    y_true, y_pred = _expression(setup["test"])
+    per_class = setup["results"]["per_class_accuracy"]
+    assert list(per_class) == list(BASIC7)
+    for index, name in enumerate(BASIC7):
+        chosen = y_true == index
+        if chosen.any():
+            assert per_class[name] == pytest.approx(np.mean(y_pred[chosen] == index))
+        else:
+            assert np.isnan(per_class[name])
+
+
 @pytest.mark.parametrize(
     "metric, corners", [("nme_inter_ocular", "outer"), ("nme_inter_pupil", "centres")]
 )
@@ -297,6 +309,21 @@ def test_report_markdown_says_synthface_is_synthetic(setup):
     text = (setup["root"] / "report" / "results.md").read_text(encoding="utf-8")
     assert text.splitlines()[0] == "# SynthFace (synthetic) — not a real-face result"
     assert "| accuracy |" in text
+
+
+def test_report_markdown_and_json_list_the_accuracy_of_every_class(setup):
+    text = (setup["root"] / "report" / "results.md").read_text(encoding="utf-8")
+    saved = json.loads((setup["root"] / "report" / "results.json").read_text())
+    y_true, y_pred = _expression(setup["test"])
+    assert "| class | accuracy | samples |" in text
+    for index, name in enumerate(BASIC7):
+        count = int(np.sum(y_true == index))
+        value = saved["per_class_accuracy"][name]
+        if count:
+            assert value == pytest.approx(np.mean(y_pred[y_true == index] == index))
+            assert f"| {name} | {value:.4f} | {count} |" in text
+        else:
+            assert value is None and f"| {name} | n/a | 0 |" in text
 
 
 def test_report_writes_a_png_confusion_matrix(setup):

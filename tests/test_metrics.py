@@ -43,6 +43,26 @@ def test_mean_diagonal_is_macro_recall_over_classes_present(labels):
     assert metrics.mean_diagonal(y_true, y_pred) == pytest.approx(expected)
 
 
+def test_per_class_accuracy_of_a_hand_made_confusion_matrix():
+    # true 0: 3 faces, 2 right; true 1: 2 faces, none right; true 2: 1 face, right;
+    # class 3 never true (predicted once): no accuracy.
+    y_true = [0, 0, 0, 1, 1, 2]
+    y_pred = [0, 0, 3, 0, 2, 2]
+    values = metrics.per_class_accuracy(y_true, y_pred, 4)
+    np.testing.assert_allclose(values[:3], [2 / 3, 0.0, 1.0])
+    assert np.isnan(values[3])
+
+
+def test_per_class_accuracy_is_sklearn_recall_per_class(labels):
+    y_true, y_pred = labels
+    present = np.unique(y_true)
+    expected = skm.recall_score(y_true, y_pred, labels=present, average=None)
+    values = metrics.per_class_accuracy(y_true, y_pred, NUM_CLASSES)
+    np.testing.assert_allclose(values[present], expected)
+    assert np.isnan(values[[5, 6]]).all()
+    assert np.nanmean(values) == pytest.approx(metrics.mean_diagonal(y_true, y_pred))
+
+
 def test_mean_diagonal_excludes_classes_absent_from_truth():
     # Class 0: 1/2 right, class 1: 2/2 right, class 2 only predicted -> (0.5 + 1) / 2.
     assert metrics.mean_diagonal([0, 0, 1, 1], [0, 2, 1, 1]) == pytest.approx(0.75)

@@ -8,6 +8,9 @@ Examples::
     # every fold, each with its own model; mean +- sd over folds (Liu et al.: max vote):
     fermtl-eval --model 'runs/ck/fold{fold}/export' --data prepared/ckplus --benchmark ck+ \\
         --folds all --sequence-vote max --out runs/ck/eval
+    # Grad-CAM overlays (Li et al. 2023 Fig. 4) of the first 8 test faces, from the
+    # run's training model (model.keras, not the SavedModel):
+    fermtl-eval --model runs/mml/model.keras --data prepared/raf_ce --gradcam 8 --out runs/mml
 
 Records are selected as for training: ``--split`` (names, comma-separated; ``all``
 for every record; ``unassigned`` for records without a split), ``--folds`` and
@@ -24,7 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fermtl_tf.data.pipeline import available_folds
+from fermtl_tf.cli.gradcam import run_gradcam
+from fermtl_tf.data.pipeline import NORMALIZATION_MODES, available_folds
 from fermtl_tf.evaluation.benchmarks import BENCHMARKS
 from fermtl_tf.evaluation.report import format_folds_markdown, format_markdown
 from fermtl_tf.evaluation.runner import (
@@ -70,7 +74,9 @@ def build_parser():
     parser.add_argument("--model", required=True,
                         help="SavedModel folder with fermtl_export.json; with {fold} in it, "
                              "each fold of --folds is evaluated with its own model")
-    parser.add_argument("--data", required=True, help="prepared dataset folder with manifest.json")
+    parser.add_argument("--data", default=None,
+                        help="prepared dataset folder with manifest.json (required but "
+                             "for --gradcam on image files)")
     parser.add_argument("--benchmark", default="synthface", choices=sorted(BENCHMARKS),
                         help="which metrics to report (default: synthface)")
     parser.add_argument("--split", type=_split_names, default=None,
@@ -91,10 +97,23 @@ def build_parser():
                         help="score expressions once per sequence: max (the class of the "
                              "highest frame probability, Liu et al. on CK+) or mean (the "
                              "highest mean score, Liu et al. on MMI)")
+    parser.add_argument("--gradcam", nargs="+", default=None, metavar="N|IMAGE",
+                        help="instead of scoring: Grad-CAM overlays of the expression "
+                             "output (Li et al. 2023 Fig. 4) for the first N records of "
+                             "--data's split, or for image files; --model is then the run's "
+                             "training model file model.keras (not the SavedModel); writes "
+                             "<out>/gradcam/*.png and sheet.png (--out default: the run folder)")
+    parser.add_argument("--gradcam-layer", default=None,
+                        help="layer whose maps Grad-CAM weighs (default: the last layer "
+                             "with a 4-D output, i.e. the last conv block)")
+    parser.add_argument("--normalization", choices=NORMALIZATION_MODES, default=None,
+                        help="--gradcam input normalisation (default: the run's config.yaml)")
     return parser
 
 
 def _check_arguments(parser, args):
+    if args.gradcam is None and args.data is None:
+        parser.error("--data is required (but for --gradcam on image files)")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.median_window is not None and (args.median_window < 1 or args.median_window % 2 == 0):
@@ -140,6 +159,21 @@ def _evaluate_per_fold(args):
     return format_folds_markdown(summary)
 
 
+def _gradcam(args):
+    """``--gradcam``: write the overlays and print where they are."""
+    out = args.out or str(Path(args.model).parent)
+    try:
+        paths, sheet = run_gradcam(args.model, args.gradcam, out, data_dir=args.data,
+                                   split=_selected_split(args), layer=args.gradcam_layer,
+                                   normalization=args.normalization)
+    except EvaluationInputError as error:
+        return _fail(error)
+    except OSError as error:
+        return _fail(f"{error.strerror or error}: {error.filename or out}")
+    print(f"fermtl-eval: {len(paths)} Grad-CAM overlays in {sheet.parent} (sheet: {sheet})")
+    return 0
+
+
 def main(argv=None):
     """Run the command; returns the exit status (0 success, 2 bad input)."""
     parser = build_parser()
@@ -150,6 +184,8 @@ def main(argv=None):
             check_writable(args.out)
         except OSError as error:
             return _fail(f"--out {args.out}: cannot write there: {error.strerror or error}")
+    if args.gradcam is not None:
+        return _gradcam(args)
     try:
         if FOLD_PLACEHOLDER in args.model:
             print(_evaluate_per_fold(args), end="")

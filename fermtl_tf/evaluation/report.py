@@ -74,7 +74,8 @@ def _vote_text(results):
 
 
 def format_markdown(results):
-    """The results as a Markdown document: title, context line, metric table, per-AU table."""
+    """The results as a Markdown document: title, context line, metric table, per-AU and
+    per-class tables."""
     lines = [
         f"# {results['title']}",
         "",
@@ -95,10 +96,23 @@ def format_markdown(results):
         for name in results["au_evaluated"]:
             f1, acc = per_au["au_f1"][name], per_au["au_accuracy"][name]
             lines.append(f"| {name} | {_format_value(f1)} | {_format_value(acc)} |")
+    lines += _per_class_lines(results)
     if results.get("skipped"):
         lines += ["", "Not computed:"]
         lines += [f"- {metric}: {reason}" for metric, reason in results["skipped"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _per_class_lines(results):
+    """The accuracy of each expression class and its test count (Li Table 2's columns)."""
+    per_class = results.get("per_class_accuracy")
+    if not per_class:
+        return []
+    counts = [sum(row) for row in results["confusion_matrix"]]
+    lines = ["", "| class | accuracy | samples |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {_format_value(value)} | {count} |"
+              for (name, value), count in zip(per_class.items(), counts, strict=True)]
+    return lines
 
 
 def plot_confusion_matrix(matrix, class_names, path, title=""):

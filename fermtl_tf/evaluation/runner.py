@@ -178,6 +178,9 @@ def _expression_scores(names, outputs, labels, export, manifest, sequence_vote=N
     extras = {
         "expression_classes": classes,
         "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, len(classes)).tolist(),
+        "per_class_accuracy": dict(zip(
+            classes, metrics.per_class_accuracy(y_true, y_pred, len(classes)).tolist(),
+            strict=True)),
     }
     return {name: functions[name]() for name in names}, len(y_true), extras
 
@@ -325,7 +328,8 @@ def evaluate_saved_model(model_dir, data_dir, benchmark="synthface", split="test
     :func:`fermtl_tf.data.pipeline.make_dataset` does for training.
     Returns a JSON-ready dict (benchmark, title, the selection, paths, ``num_samples``,
     ``metrics``, ``samples_per_task``, ``skipped`` and, where computed,
-    ``expression_classes``/``confusion_matrix`` and ``au_evaluated``/``per_au``). With
+    ``expression_classes``/``confusion_matrix``/``per_class_accuracy`` (Li Table 2's
+    columns; None for a class without test samples) and ``au_evaluated``/``per_au``). With
     ``out_dir`` the report files are written there too (``fermtl_tf.evaluation.report``).
     ``median_window`` (odd) median-filters every output within each sequence first
     (:func:`smooth_by_sequence`); ``sequence_vote`` (``"max"`` or ``"mean"``) then

@@ -14,6 +14,7 @@ from fermtl_tf.metrics.classification import (
     confusion_matrix,
     macro_f1,
     mean_diagonal,
+    per_class_accuracy,
     uar,
 )
 from fermtl_tf.metrics.landmarks import (
@@ -38,5 +39,6 @@ __all__ = [
     "nme",
     "nme_per_image",
     "normalizing_distance",
+    "per_class_accuracy",
     "uar",
 ]

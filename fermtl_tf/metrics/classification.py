@@ -72,6 +72,18 @@ def _recall_of_present_classes(y_true, y_pred):
     return np.array([np.mean(y_pred[y_true == c] == c) for c in classes])
 
 
+def per_class_accuracy(y_true, y_pred, num_classes):
+    """Accuracy of each true class (its recall), ``[num_classes]`` floats.
+
+    The diagonal of the row-normalised confusion matrix: Li et al. 2023 Table 2's 14
+    per-emotion columns. A class with no true sample has no accuracy: NaN.
+    """
+    matrix = confusion_matrix(y_true, y_pred, num_classes).astype(np.float64)
+    totals = matrix.sum(axis=1)
+    return np.divide(np.diag(matrix), totals, out=np.full(num_classes, np.nan),
+                     where=totals > 0)
+
+
 def mean_diagonal(y_true, y_pred):
     """Mean of the diagonal of the row-normalised confusion matrix.
 

@@ -12,5 +12,6 @@ SPEC = MethodSpec(
             "(three-phase look-ahead step), RAF-CE compound expressions",
     paper="li2023_mml_compound_au_meta.md",
     serving_model="fermtl_tf.methods.meta_mtl.build:serving_model",
+    callbacks="fermtl_tf.methods.meta_mtl.build:callbacks",
     smoke_config=SMOKE_CONFIG,
 )

@@ -6,6 +6,7 @@ from fermtl_tf.backbones.resnet import build_resnet
 from fermtl_tf.methods.meta_mtl.au_statistics import relatedness_table
 from fermtl_tf.methods.meta_mtl.config import VARIANTS
 from fermtl_tf.methods.meta_mtl.model import MetaMTLModel
+from fermtl_tf.methods.meta_mtl.weight_curves import WeightCurvesCallback
 
 
 def build_backbone(config, data):
@@ -47,3 +48,9 @@ def serving_model(model):
     images = keras.Input(shape=model.backbone.input_shape[1:], name="image")
     logits = model.expression_head(model.backbone(images, training=False))
     return keras.Model(images, {"expression_logits": logits}, name="meta_mtl_serving")
+
+
+def callbacks(model, config, output_dir):
+    """Fig. 5 (b): the mean meta weights per epoch drawn to ``meta_weights.png`` at the end
+    of training (the values themselves are ``history.csv``'s ``omega_*`` columns)."""
+    return [WeightCurvesCallback(output_dir)] if model.meta_terms else []
