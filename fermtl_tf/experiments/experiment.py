@@ -25,6 +25,7 @@ Each worker reads the whole input pipeline and keeps its part of every global ba
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import shutil
@@ -392,7 +393,7 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
     else:
         if not restart:  # the chief's refusals, on the folder it owns (read only)
             prepare_run_folder(config, source=source)
-        output = Path(tempfile.mkdtemp(prefix=f"fermtl-worker{role.index}-"))
+        output = worker_scratch(output, role.index)
     save_config(config, output / "config.yaml")
     keras.utils.set_random_seed(config.seed)
     with op_determinism(config.deterministic):
@@ -407,6 +408,17 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
         serving_model=serving_model(spec, model),
         add_endpoints=export_endpoints(spec, model, config), scratch=not role.chief,
     )
+
+
+def worker_scratch(output, index):
+    """A non-chief worker's empty scratch folder for the run in ``output``: the same path
+    for the same run and worker, so that a restart after a kill removes what the killed
+    worker left there."""
+    digest = hashlib.sha256(str(output.resolve()).encode("utf-8")).hexdigest()[:16]
+    scratch = Path(tempfile.gettempdir()) / f"fermtl-worker{index}-{digest}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    return scratch
 
 
 def shard_by_data(dataset):

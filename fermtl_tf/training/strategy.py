@@ -19,6 +19,7 @@ that fail (see :func:`_patch_keras_multi_worker`).
 """
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -34,8 +35,7 @@ def make_strategy(name="auto", devices=None):
         raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
     if name == "multi_worker":  # before anything starts TensorFlow's context
         _check_tf_config()
-        _patch_keras_multi_worker()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if len(gpus) > 1:
@@ -44,6 +44,15 @@ def make_strategy(name="auto", devices=None):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=devices)
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+@functools.cache
+def _multi_worker_strategy():
+    """The process's one ``MultiWorkerMirroredStrategy``: it joins the cluster and
+    configures collective ops, which a process can do once (a k-fold driver asks again
+    for every round)."""
+    _patch_keras_multi_worker()
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 @dataclasses.dataclass(frozen=True)
