@@ -4,6 +4,11 @@
     fermtl-prep manifest --csv data/labels.csv --out prepared/mydata [--crop-from landmarks]
     fermtl-prep synthface --out prepared/synthface --identities 20
 
+Over N machines, each runs the same command with ``--num-workers N --worker-index i``
+and its own ``--out`` (a part), then one joins them::
+
+    fermtl-prep merge --out prepared/mydata parts/part-0 parts/part-1 ...
+
 Problems the user can fix are reported as one line, ``fermtl-prep: error: <message>``,
 with exit status 2; a rerun of an interrupted command resumes where it stopped.
 """
@@ -48,6 +53,9 @@ _COMMON_HELP = {
                    "modification time (reads every image on every run)",
     "workers": "worker processes (0: one per usable CPU); the output is the same for any "
                "number",
+    "num_workers": "machines sharing this preparation: this one builds every N-th shard "
+                   "into its own --out (a part); `fermtl-prep merge` joins the N parts",
+    "worker_index": "this machine's part, 0..N-1 (with --num-workers N)",
 }
 
 
@@ -124,10 +132,27 @@ def build_parser():
             description=source.layout, formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         source.add_arguments(sub.add_argument_group(f"{name} options"))
+    merge = subparsers.add_parser(
+        "merge", help="join the parts of a preparation run on several machines",
+        description="Check the parts written with --num-workers N --worker-index 0..N-1 "
+                    "(same source and options, all N present, no shard twice, counts "
+                    "adding up) and write one dataset folder: the shards, progress.json and "
+                    "manifest.json a one-machine run writes.")
+    merge.add_argument("parts", nargs="+", metavar="PART_DIR", help="the workers' --out folders")
+    merge.add_argument("--out", required=True, help="output folder of the merged dataset")
+    merge.add_argument("--overwrite", action="store_true",
+                       help="replace a different dataset already in --out")
+    merge.add_argument("--quiet", action="store_true", help="no summary")
     return parser
 
 
 def _summary(manifest, out_dir):
+    if "worker_index" in manifest:  # a part.json
+        shards = manifest["shards"].values()
+        return (f"fermtl-prep: worker {manifest['worker_index']} of {manifest['num_workers']} "
+                f"wrote {sum(s['num_records'] for s in shards)} faces in {len(shards)} "
+                f"shard(s) to {out_dir}; skipped {sum(len(s['skipped']) for s in shards)}; "
+                f"join the parts with `fermtl-prep merge --out FINAL PART_DIR...`")
     counts = manifest["counts"]
     return (f"fermtl-prep: wrote {counts['written']} faces in {len(manifest['shards'])} shard(s) "
             f"to {out_dir}; skipped {counts['skipped']} (reasons in manifest.json)")
@@ -152,20 +177,13 @@ def main(argv=None):
         return 0
     if not args.source:
         parser.error("choose a source (fermtl-prep --list shows them)")
-    from fermtl_tf.data.output_folder import locked
-    from fermtl_tf.data.prepare import PrepOptions, prepare_dataset
+    from fermtl_tf.data.prepare import merge_parts
 
     try:
-        values = {name: getattr(args, name) for name in _COMMON_HELP}
-        options = PrepOptions.from_dict(values, origin="command line")
-        # Locked before the source is read: some sources write into --out (SynthFace's
-        # raw images, decoded-pixel caches), and two runs must not interleave there.
-        with locked(args.out):
-            dataset = get_source(args.source).load(args)
-            # The source's own options (protocol, split seed, ...) decide the output too,
-            # so a rerun with other ones must not reuse the shards of this one.
-            dataset.fingerprint.setdefault("source_options", _source_options(args))
-            manifest = prepare_dataset(dataset, args.out, options)
+        if args.source == "merge":
+            manifest = merge_parts(args.parts, args.out, overwrite=args.overwrite)
+        else:
+            manifest = _prepare(args)
     except PrepError as error:
         print(f"fermtl-prep: error: {error}", file=sys.stderr)
         return 2
@@ -176,9 +194,26 @@ def main(argv=None):
         where = f"{error.filename}: " if error.filename else ""
         print(f"fermtl-prep: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
-    if not options.quiet:
+    if not args.quiet:
         print(_summary(manifest, args.out), file=sys.stderr)
     return 0
+
+
+def _prepare(args):
+    """Prepare the source named on the command line; its manifest (or part record)."""
+    from fermtl_tf.data.output_folder import locked
+    from fermtl_tf.data.prepare import PrepOptions, prepare_dataset
+
+    values = {name: getattr(args, name) for name in _COMMON_HELP}
+    options = PrepOptions.from_dict(values, origin="command line")
+    # Locked before the source is read: some sources write into --out (SynthFace's
+    # raw images, decoded-pixel caches), and two runs must not interleave there.
+    with locked(args.out):
+        dataset = get_source(args.source).load(args)
+        # The source's own options (protocol, split seed, ...) decide the output too,
+        # so a rerun with other ones must not reuse the shards of this one.
+        dataset.fingerprint.setdefault("source_options", _source_options(args))
+        return prepare_dataset(dataset, args.out, options)
 
 
 if __name__ == "__main__":

@@ -105,10 +105,15 @@ def main(argv=None):
     try:
         result = run_experiment(config, verbose=args.verbose, restart=args.restart,
                                 source=args.config)
-        print(f"fermtl-train: model saved to {result.model_path}")
+        # A non-chief worker saves and exports into its scratch folder, like the chief
+        # (every worker must), then removes it: the chief writes the run's files.
+        if not result.scratch:
+            print(f"fermtl-train: model saved to {result.model_path}")
         if not args.no_export:
             export_dir = result.export(result.output_dir / "export")
-            print(f"fermtl-train: SavedModel exported to {export_dir}")
+            if not result.scratch:
+                print(f"fermtl-train: SavedModel exported to {export_dir}")
+        result.discard_scratch()
     except ConfigError as error:
         return _fail(error)
     except OSError as error:  # disk full, permissions: the run resumes once fixed

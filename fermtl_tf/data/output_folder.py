@@ -6,11 +6,11 @@ Issue 13 item 5: nothing of the user's is deleted or silently replaced. Three ru
   run, so a second run on the same folder stops at once with a one-line reason instead
   of racing the first for ``progress.json.tmp``. The kernel drops the lock when its
   process dies, so a run killed with SIGKILL leaves no lock that blocks the resume.
-* **Ownership by name and record** (:func:`claim`): ``manifest.json`` and
-  ``progress.json`` are this tool's only when they parse and carry its
+* **Ownership by name and record** (:func:`claim`): ``manifest.json``,
+  ``progress.json`` and ``part.json`` are this tool's only when they parse and carry its
   ``dataset_fingerprint``; shard files (``shard-NNNNN-of-NNNNN.tfrecord``) only when such
   a record is in the folder; temporaries only under the exact names this tool writes
-  (``<shard>.tmp``, ``manifest.json.tmp``, ``progress.json.tmp``). Anything else --
+  (``<shard>.tmp``, ``manifest.json.tmp``, ``progress.json.tmp``, ``part.json.tmp``). Anything else --
   another ``*.tmp``, a foreign ``manifest.json``, shard-like files without a record --
   is never removed; a folder holding the latter two is refused.
 * **Another dataset is refused** unless ``--overwrite``; ``--overwrite`` always
@@ -28,9 +28,10 @@ from fermtl_tf.data.tfrecord import TMP_SUFFIX
 
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
+PART = "part.json"  # a multi-machine worker's record (fermtl_tf.data.parts)
 LOCK = ".fermtl-prep.lock"
 SHARD_NAME = re.compile(r"^shard-\d{5}-of-\d{5}\.tfrecord$")
-_RECORDS = (MANIFEST, PROGRESS)
+_RECORDS = (MANIFEST, PROGRESS, PART)
 
 #: Folders this process holds the lock of (``locked`` is re-entrant within a process).
 _HELD = {}

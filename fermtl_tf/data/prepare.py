@@ -15,19 +15,33 @@ A folder already holding another dataset (a different ``dataset_fingerprint``: t
 of source, source options and output-affecting options) is refused unless
 ``overwrite``; then only this package's files (shards, manifest, progress) are removed
 (:mod:`fermtl_tf.data.output_folder`, which also locks the folder for the run).
+
+Over several machines (``num_workers > 1``) each worker builds its shards only and writes
+``part.json`` instead of ``manifest.json``; :func:`merge_parts` joins the parts into the
+folder a one-machine run writes (:mod:`fermtl_tf.data.parts`).
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
+import shutil
 import stat
 import sys
 from collections import Counter, defaultdict
 
 from fermtl_tf import __version__
-from fermtl_tf.data.output_folder import MANIFEST, PROGRESS, claim, locked, remove_own_files
+from fermtl_tf.data.output_folder import (
+    MANIFEST,
+    PART,
+    PROGRESS,
+    claim,
+    locked,
+    remove_own_files,
+)
+from fermtl_tf.data.parts import check_parts, part_record, read_part, worker_shards
 from fermtl_tf.data.protocols import FRAME_SELECTIONS, identity_folds, select_frames
 from fermtl_tf.data.shard_builder import build_shards, split_name
 from fermtl_tf.data.sources.base import PrepError
@@ -62,7 +76,9 @@ class PrepOptions:
     CSV's folds with identity-independent folds. ``strict``, ``overwrite``, ``quiet``
     and ``hash_inputs`` (hash image contents, not size + mtime, to decide which shards
     changed) change how a run behaves, not what it writes; so does ``workers`` (worker
-    processes, 0 = one per usable CPU; the output is the same for any number).
+    processes, 0 = one per usable CPU; the output is the same for any number), and
+    ``num_workers`` / ``worker_index`` (this machine builds shards ``k`` with
+    ``k % num_workers == worker_index`` into its own folder, :mod:`fermtl_tf.data.parts`).
     ``detect_max_side``: MTCNN sees a copy of the image with its longer side at most
     this many pixels (0 = full resolution; faces smaller than about
     ``20 x longer side / detect_max_side`` pixels are not found); crops are cut from the
@@ -90,8 +106,11 @@ class PrepOptions:
     quiet: bool = False
     hash_inputs: bool = False
     workers: int = 0
+    num_workers: int = 1
+    worker_index: int = 0
 
-    RUN_ONLY = ("strict", "overwrite", "quiet", "hash_inputs", "workers")
+    RUN_ONLY = ("strict", "overwrite", "quiet", "hash_inputs", "workers", "num_workers",
+                "worker_index")
 
     @classmethod
     def from_dict(cls, mapping, origin="options"):
@@ -131,6 +150,9 @@ class PrepOptions:
              "must be 0 (full resolution) or >= 48")
         need(self.max_pixels >= 0, "max_pixels", "must be >= 0 (0: no budget)")
         need(self.workers >= 0, "workers", "must be >= 0 (0: one per CPU)")
+        need(self.num_workers >= 1, "num_workers", "must be >= 1")
+        need(0 <= self.worker_index < self.num_workers, "worker_index",
+             f"must be in 0..num_workers - 1 = {self.num_workers - 1}")
         need(self.records_per_shard >= 1, "records_per_shard", "must be >= 1")
         need(self.image_format in IMAGE_FORMATS, "image_format", f"must be one of {IMAGE_FORMATS}")
         need(self.folds >= 0, "folds", "must be >= 0")
@@ -235,13 +257,9 @@ def _merge(entries, key):
     return dict(sorted(total.items()))
 
 
-def _manifest(dataset, inputs, options, fingerprint, entries, warnings):
-    """The manifest.json content (no time stamps, so reruns give identical bytes)."""
-    skipped = [s for e in entries for s in e["skipped"]]
-    written = sum(e["num_records"] for e in entries)
-    if written + len(skipped) != len(inputs):
-        raise RuntimeError(f"internal error: {written} written + {len(skipped)} skipped "
-                           f"!= {len(inputs)} inputs")
+def _manifest_header(dataset, inputs, options, fingerprint, warnings):
+    """The manifest fields that do not depend on the shards' outcomes (every worker of a
+    multi-machine preparation computes the same)."""
     return {
         "source": dataset.source,
         "package_version": __version__,
@@ -259,21 +277,34 @@ def _manifest(dataset, inputs, options, fingerprint, entries, warnings):
         "num_attributes": len(dataset.attribute_names),
         "domains": list(dataset.domains),
         "identities": dataset.identities,
-        "splits": _merge(entries, "splits"),
-        "folds": _merge(entries, "folds"),
-        "crops": _merge(entries, "crops"),
         "counts": {
             "rows": len(dataset.inputs),
             "not_selected": len(dataset.inputs) - len(inputs),
             "inputs": len(inputs),
-            "written": written,
-            "skipped": len(skipped),
         },
-        "skipped": skipped,
-        "shards": [{k: e[k] for k in ("path", "num_records", "sha256")} for e in entries],
         "options": options.output_options(),
         "source_info": dataset.info,
         "warnings": warnings,
+    }
+
+
+def _manifest(header, entries):
+    """The manifest.json content: ``header`` + what the shard ``entries`` (all of them, in
+    order) add. No time stamps, so reruns give identical bytes."""
+    skipped = [s for e in entries for s in e["skipped"]]
+    written = sum(e["num_records"] for e in entries)
+    inputs = header["counts"]["inputs"]
+    if written + len(skipped) != inputs:
+        raise RuntimeError(f"internal error: {written} written + {len(skipped)} skipped "
+                           f"!= {inputs} inputs")
+    return {
+        **header,
+        "splits": _merge(entries, "splits"),
+        "folds": _merge(entries, "folds"),
+        "crops": _merge(entries, "crops"),
+        "counts": {**header["counts"], "written": written, "skipped": len(skipped)},
+        "skipped": skipped,
+        "shards": [{k: e[k] for k in ("path", "num_records", "sha256")} for e in entries],
     }
 
 
@@ -307,7 +338,8 @@ def _announce(warnings, options):
 def prepare_dataset(dataset, out_dir, options=None):
     """Write ``dataset`` (an ``ImportedDataset``) as shards + manifest.json in ``out_dir``.
 
-    Returns the manifest dict. Resumes an interrupted run with the same inputs and
+    Returns the manifest dict (a worker's ``part.json`` dict when
+    ``options.num_workers > 1``). Resumes an interrupted run with the same inputs and
     options; raises :class:`PrepError` for problems the user must fix, and when another
     run holds ``out_dir`` (:func:`fermtl_tf.data.output_folder.locked`).
     """
@@ -337,10 +369,11 @@ def _write(dataset, inputs, options, out_dir, warnings):
     num_shards = max(1, math.ceil(len(inputs) / per_shard))
     writer = ShardedWriter(out_dir, num_shards)
     shard_of = [inputs[k * per_shard : (k + 1) * per_shard] for k in range(num_shards)]
+    mine = worker_shards(num_shards, options.num_workers, options.worker_index)
     done = {}
     for key, entry in reusable.items():
         k = int(key)
-        if (k < num_shards and writer.is_complete(entry) and entry.get("inputs_sha256")
+        if (k in mine and writer.is_complete(entry) and entry.get("inputs_sha256")
                 == shard_inputs_fingerprint(shard_of[k], options.hash_inputs)):
             done[k] = entry
     remove_own_files(out_dir, keep={v["path"] for v in done.values()})
@@ -351,10 +384,11 @@ def _write(dataset, inputs, options, out_dir, warnings):
     # shard is recognised as this dataset (not a foreign one) when restarted.
     atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
     already = sum(len(shard_of[k]) for k in done)
-    todo = [(k, shard_of[k]) for k in range(num_shards) if k not in done]
+    todo = [(k, shard_of[k]) for k in mine if k not in done]
     # Taken before reading: an input changed during the build rebuilds next time.
     inputs_sha256 = {k: shard_inputs_fingerprint(shard, options.hash_inputs) for k, shard in todo}
-    with _progress_bar(len(inputs), already, options.quiet) as bar:
+    total = sum(len(shard_of[k]) for k in mine)
+    with _progress_bar(total, already, options.quiet) as bar:
         for index, records, skipped, stats in build_shards(todo, cropper_args, options,
                                                            bar.update):
             entry = writer.write_shard(index, records)
@@ -362,8 +396,71 @@ def _write(dataset, inputs, options, out_dir, warnings):
             done[index] = entry
             progress["shards"] = {str(k): v for k, v in sorted(done.items())}
             atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
-    entries = [done[k] for k in range(num_shards)]
-    manifest = _manifest(dataset, inputs, options, fingerprint, entries, warnings)
+    header = _manifest_header(dataset, inputs, options, fingerprint, warnings)
     atomic_write_json(os.path.join(out_dir, PROGRESS), progress)
-    atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
-    return manifest
+    if options.num_workers > 1:
+        record = part_record(fingerprint, header, options.num_workers, options.worker_index,
+                             num_shards, done)
+        return _write_record(out_dir, PART, record, stale=MANIFEST)
+    return _write_record(out_dir, MANIFEST, _manifest(header, [done[k] for k in mine]),
+                         stale=PART)
+
+
+def _write_record(out_dir, name, record, stale):
+    """Write ``record`` as ``name``; remove this tool's ``stale`` record (a folder is
+    either one worker's part or a whole dataset, never both)."""
+    atomic_write_json(os.path.join(out_dir, name), record)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(out_dir, stale))
+    return record
+
+
+def _link_or_copy(source, target):
+    """``target`` as a hard link to ``source`` (same file system), else a copy; atomic."""
+    partial = target + ".tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(partial)
+    try:
+        os.link(source, partial)
+    except OSError:
+        shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+def merge_parts(part_dirs, out_dir, overwrite=False):
+    """Join the worker parts ``part_dirs`` into ``out_dir``: its shards (hard links or
+    copies), ``progress.json`` and ``manifest.json``, as one machine would have written.
+
+    The parts are validated (:func:`fermtl_tf.data.parts.check_parts`: one fingerprint,
+    all N parts, no shard twice, counts adding up) and every shard's checksum is checked
+    before anything is written. Each folder is locked meanwhile: a part still being
+    written is refused. ``out_dir`` follows the rules of a preparation's ``--out``
+    (another dataset there is refused unless ``overwrite``). Returns the manifest.
+    """
+    folders = [os.path.abspath(os.fspath(folder)) for folder in part_dirs]
+    target = os.path.abspath(os.fspath(out_dir))
+    if target in folders:
+        raise PrepError(f"merge: --out {out_dir} is one of the parts; merge into another folder")
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            if not os.path.isdir(folder):
+                raise PrepError(f"merge: part folder {folder} does not exist")
+            stack.enter_context(locked(folder))
+        header, entries, owner = check_parts([(folder, read_part(folder)) for folder in folders])
+        for k, entry in enumerate(entries):
+            if not ShardedWriter(owner[k], len(entries)).is_complete(entry):
+                raise PrepError(f"merge: {owner[k]}: shard {entry['path']} is missing or "
+                                f"differs from its recorded checksum; rerun that worker")
+        target = stack.enter_context(locked(target))
+        claim(target, header["dataset_fingerprint"], overwrite)
+        remove_own_files(target, keep={entry["path"] for entry in entries})
+        for k, entry in enumerate(entries):
+            path = os.path.join(target, entry["path"])
+            if not ShardedWriter(target, len(entries)).is_complete(entry):
+                _link_or_copy(os.path.join(owner[k], entry["path"]), path)
+        progress = {"dataset_fingerprint": header["dataset_fingerprint"],
+                    "num_shards": len(entries),
+                    "shards": {str(k): entry for k, entry in enumerate(entries)}}
+        atomic_write_json(os.path.join(target, PROGRESS), progress)
+        manifest = _write_record(target, MANIFEST, _manifest(header, entries), stale=PART)
+    return json.loads(json.dumps(to_jsonable(manifest)))

@@ -12,12 +12,24 @@ Models are built by the builder of the method the config's ``method:`` section n
 (``fermtl_tf/methods/<name>/``, its ``SPEC``), from the config and a :class:`DataInfo`
 read once from the manifests; the method's optional hooks add compile arguments,
 callbacks, the serving model and export metadata.
+
+Several machines (``strategy: multi_worker``, ``MultiWorkerMirroredStrategy``): every
+host runs the same command with its own ``TF_CONFIG`` and the same ``output_dir`` on a
+folder they share. The chief (``fermtl_tf.training.strategy.worker_role``) owns the run
+folder; every other worker checks it the same way, resumes from the chief's backup and
+writes its own (identical) checkpoints, history and export into a scratch folder
+(``ExperimentResult.output_dir``, removed by ``fermtl-train``), never into the chief's.
+Each worker reads the whole input pipeline and keeps its part of every global batch
+(auto-shard policy ``DATA``), so N workers see the batches one worker would.
 """
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
@@ -43,12 +55,17 @@ from fermtl_tf.experiments.config import (
     save_config,
 )
 from fermtl_tf.experiments.data_info import build_data_info, source_name
-from fermtl_tf.experiments.run_folder import best_so_far, prepare_run_folder, restored_history
+from fermtl_tf.experiments.run_folder import (
+    backed_up_history,
+    best_so_far,
+    prepare_run_folder,
+    restored_history,
+)
 from fermtl_tf.export import export_saved_model
 from fermtl_tf.methods import get_method
-from fermtl_tf.training.callbacks import make_callbacks, resumed_epoch
+from fermtl_tf.training.callbacks import WorkerBackupAndRestore, make_callbacks, resumed_epoch
 from fermtl_tf.training.halving import HalveOnRiseOrStall
-from fermtl_tf.training.strategy import make_strategy
+from fermtl_tf.training.strategy import make_strategy, worker_role
 
 
 @dataclasses.dataclass
@@ -68,6 +85,12 @@ class ExperimentResult:
     add_endpoints: object = None  # fn(archive): the method's extra export endpoints
     preprocess: dict = None  # data.preprocess, applied in the exported graph too
     centre_crop: float = None  # the training random_crop: fermtl-eval's centre window
+    scratch: bool = False  # output_dir is a non-chief worker's scratch folder
+
+    def discard_scratch(self):
+        """Remove a non-chief worker's scratch folder (after its export); no-op on the chief."""
+        if self.scratch:
+            shutil.rmtree(self.output_dir, ignore_errors=True)
 
     def export(self, export_dir):
         """Export ``serving_model`` as a SavedModel taking raw pixels (``fermtl_tf.export``)."""
@@ -337,16 +360,26 @@ def precision_policy(name):
 
 
 def train_model(model, train_data, output_dir, epochs, validation_data=None,
-                steps_per_epoch=None, validation_steps=None, callbacks=(), verbose="auto"):
+                steps_per_epoch=None, validation_steps=None, callbacks=(), verbose="auto",
+                chief_dir=None, fresh=False):
     """``model.fit`` with the experiment callbacks (resume, checkpoints, logs).
 
     ``callbacks`` are extra Keras callbacks, run after the experiment's own. A resumed
     run's ``history.csv`` is cut back to the epochs the backup holds, and the best-model
-    checkpoint continues from their best ``val_loss``.
+    checkpoint continues from their best ``val_loss``. A non-chief worker writes into
+    ``output_dir`` (its scratch folder) and resumes from the chief's run folder
+    ``chief_dir`` (unless ``fresh``: a restart), taking the chief's best value so that it
+    saves when the chief does.
     """
-    rows = restored_history(output_dir, resumed_epoch(output_dir))
+    backup = None
+    if chief_dir is None:
+        rows = restored_history(output_dir, resumed_epoch(output_dir))
+    else:
+        rows = [] if fresh else backed_up_history(chief_dir, resumed_epoch(chief_dir))
+        backup = WorkerBackupAndRestore(Path(output_dir) / "backup",
+                                        None if fresh else Path(chief_dir) / "backup")
     callbacks = [*make_callbacks(output_dir, validation=validation_data is not None,
-                                 best=best_so_far(rows)),
+                                 best=best_so_far(rows), backup=backup),
                  *callbacks]
     return model.fit(train_data, validation_data=validation_data, epochs=epochs,
                      steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
@@ -375,23 +408,32 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
     ``run_folder``). A finished run is not overwritten unless ``restart``, which starts
     over in place. ``callbacks`` are extra Keras callbacks, run after the experiment's
     and the method's own. ``source`` names the config in error messages (default: its
-    path, or the kind of object given).
+    path, or the kind of object given). Under ``strategy: multi_worker`` a non-chief
+    worker's outputs go to a scratch folder (see the module docstring).
     """
     config, origin = _as_config(config_or_path, overrides)
     source = source or origin
     if output_dir is not None:
         config.output_dir = str(output_dir)
     spec = get_method(config.method.name)
+    role, strategy = _distribution(config.strategy, source)
     with dataset_errors(source):
         data = resolve_config(config, source)
         check_training_labels(config, source)
     output = Path(config.output_dir)
-    prepare_run_folder(config, restart=restart, source=source)
-    output.mkdir(parents=True, exist_ok=True)
+    if role.chief:
+        prepare_run_folder(config, restart=restart, source=source)
+        output.mkdir(parents=True, exist_ok=True)
+    else:
+        if not restart:  # the chief's refusals, on the folder it owns (read only)
+            prepare_run_folder(config, source=source)
+        output = worker_scratch(output, role.index)
     save_config(config, output / "config.yaml")
     keras.utils.set_random_seed(config.seed)
     with op_determinism(config.deterministic):
-        model, history = _fit(spec, config, data, output, source, verbose, callbacks)
+        model, history = _fit(spec, config, data, output, source, verbose, callbacks,
+                              strategy, chief_dir=None if role.chief else Path(config.output_dir),
+                              fresh=restart)
     model_path = output / "model.keras"
     return ExperimentResult(
         model=model, history=history.history, output_dir=output, config=config,
@@ -401,17 +443,61 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
         add_endpoints=export_endpoints(spec, model, config),
         preprocess=config.data.preprocess,
         centre_crop=(config.data.train[0].augment or {}).get("random_crop"),
+        scratch=not role.chief,
     )
 
 
-def _fit(spec, config, data, output, source, verbose, callbacks):
-    """Datasets, model, compile, ``fit`` and ``model.keras``: (model, History)."""
+def worker_scratch(output, index):
+    """A non-chief worker's empty scratch folder for the run in ``output``: the same path
+    for the same run and worker, so that a restart after a kill removes what the killed
+    worker left there."""
+    digest = hashlib.sha256(str(output.resolve()).encode("utf-8")).hexdigest()[:16]
+    scratch = Path(tempfile.gettempdir()) / f"fermtl-worker{index}-{digest}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    return scratch
+
+
+def shard_by_data(dataset):
+    """``dataset`` with the auto-shard policy ``DATA``: under a multi-worker strategy
+    every worker runs the whole pipeline (same order, same augmentation seeds) and keeps
+    its part of each global batch, so the workers' batches together are the batch one
+    worker would see. (``FILE``, the default for file readers, would give each worker
+    other shards, and batches no single-worker run has.)"""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return dataset.with_options(options)
+
+
+def _distribution(name, source):
+    """(this process's ``WorkerRole``, the strategy ``name``), made before any other
+    TensorFlow op: a ``MultiWorkerMirroredStrategy`` configures the process's collective
+    ops, which TensorFlow allows only before its context starts."""
+    try:
+        role = worker_role(name)
+        return role, make_strategy(name)
+    except ValueError as error:
+        raise ConfigError(f"{source}: key 'strategy': {error}") from None
+    except RuntimeError as error:  # "Collective ops must be configured at program startup"
+        raise ConfigError(f"{source}: key 'strategy': {error}; start strategy "
+                          f"'multi_worker' runs in a fresh process (fermtl-train)") from None
+
+
+def _fit(spec, config, data, output, source, verbose, callbacks, strategy, chief_dir=None,
+         fresh=False):
+    """Datasets, model, compile, ``fit`` and ``model.keras``: (model, History).
+
+    ``chief_dir`` and ``fresh``: a non-chief worker's (``train_model``).
+    """
     with dataset_errors(source):
         train_data, steps = training_input(spec, config, source)
         validation_data = None
         if config.data.validation:
             validation_data = make_datasets(config, config.data.validation, training=False)
-    strategy = make_strategy(config.strategy)
+    if config.strategy == "multi_worker":
+        train_data = shard_by_data(train_data)
+        validation_data = validation_data and shard_by_data(validation_data)
     with precision_policy(config.precision), strategy.scope():
         model = spec.resolve("builder")(config, data)
         if config.init_from:
@@ -427,7 +513,7 @@ def _fit(spec, config, data, output, source, verbose, callbacks):
                           callbacks=[*schedule_callbacks(config.schedule, output),
                                      *(method_callbacks(model, config, output)
                                        if method_callbacks else ()), *callbacks],
-                          verbose=verbose)
+                          verbose=verbose, chief_dir=chief_dir, fresh=fresh)
     # model.keras marks a finished run (run_folder): written whole or not at all.
     partial = output / "model.partial.keras"
     model.save(partial)

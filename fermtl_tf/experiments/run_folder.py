@@ -17,6 +17,7 @@ its rows, from which the best-model checkpoint takes its best value so far.
 
 import csv
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -103,18 +104,38 @@ def is_finished_run(config):
             and not config_differences(_saved_config(saved), config_to_dict(config)))
 
 
+def _backed_up_lines(path, epoch):
+    """Header and the rows of the first ``epoch`` epochs of a history file."""
+    kept = path.read_text().splitlines(keepends=True)[: epoch + 1]
+    if kept and not kept[-1].endswith("\n"):
+        kept = kept[:-1]  # a row cut by the kill
+    return kept
+
+
 def restored_history(output, epoch):
     """The first ``epoch`` rows of ``output/history.csv`` (dicts of strings), after cutting
-    the file back to them; [] for a fresh run."""
+    the file back to them; [] for a fresh run.
+
+    The cut replaces the file whole, so that another worker reading it meanwhile
+    (:func:`backed_up_history`) sees the same first rows either way.
+    """
     path = Path(output) / "history.csv"
     if epoch == 0 or not path.is_file():
         return []
-    lines = path.read_text().splitlines(keepends=True)
-    kept = lines[: epoch + 1]  # header + one row per finished epoch
-    if not kept[-1].endswith("\n"):
-        kept = kept[:-1]  # a row cut by the kill
-    path.write_text("".join(kept))
+    kept = _backed_up_lines(path, epoch)
+    partial = path.with_name("history.csv.partial")
+    partial.write_text("".join(kept))
+    os.replace(partial, path)
     return list(csv.DictReader(kept))
+
+
+def backed_up_history(output, epoch):
+    """The rows :func:`restored_history` keeps, without touching the file: a non-chief
+    worker reads the chief's history to take the same best value."""
+    path = Path(output) / "history.csv"
+    if epoch == 0 or not path.is_file():
+        return []
+    return list(csv.DictReader(_backed_up_lines(path, epoch)))
 
 
 def best_so_far(rows, monitor="val_loss"):
