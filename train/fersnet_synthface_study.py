@@ -52,7 +52,7 @@ LIGHT_CNN_SETTINGS = {"input_size": 16, "epochs": 10, "augment": {"flip": True}}
 VARIANTS = {
     "wo_mtl": ("FERSNet w/o MTL", "synthface_wo_mtl.yaml"),
     "wo_convflu": ("FERSNet w/o ConvFLU", "synthface_wo_convflu.yaml"),
-    "fersnet": ("FERSNet", "synthface.yaml"),
+    "fersnet": ("FERSNet", "synthface_fersnet.yaml"),
     "fes_da": ("FERSNet w/ FES-DA", "synthface_fes_da.yaml"),
 }
 LABELS = {key: label for key, (label, _) in VARIANTS.items()}
@@ -191,7 +191,7 @@ def write_page(page, frame, table5, data, timing, command, grid, overrides):
     plot = page.parent / "fersnet_synthface.png"
     plot_study(table, LABELS, plot, "test accuracy (%)",
                "FERSNet ablation on SynthFace (synthetic), basic6, 540 test faces")
-    config = load_config(CONFIGS / "synthface.yaml", overrides)
+    config = load_config(CONFIGS / "synthface_fersnet.yaml", overrides)
     fes = load_config(CONFIGS / "synthface_fes_da.yaml")
     manifest = json.loads((data / FOLDER / "manifest.json").read_text())
     light = json.loads((data / "light_cnn9_synthface.json").read_text())
