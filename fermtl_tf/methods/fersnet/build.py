@@ -1,9 +1,10 @@
 """Builder and compile hook of FERSNet for the method registry (method_interface)."""
 
 import keras
+import tensorflow as tf
 
 from fermtl_tf.backbones.light_cnn import load_light_cnn_weights
-from fermtl_tf.data.pipeline import make_dataset
+from fermtl_tf.data.pipeline import check_selection, make_dataset
 from fermtl_tf.data.target_pairs import TargetPool, add_target_pairs
 from fermtl_tf.methods.fersnet.grid import SynthesisGridCallback
 from fermtl_tf.methods.fersnet.model import FERSNetModel
@@ -15,7 +16,7 @@ _MODEL_FIELDS = (
     "transformer_channels", "transformer_upsamplings", "discriminator_widths",
     "batch_norm_momentum", "gan_weight", "reconstruction_weight", "cycle_weight",
     "identity_weight_start", "identity_weight_end", "generator_objective",
-    "squared_error_reduction",
+    "squared_error_reduction", "train_synthesis",
 )
 
 
@@ -89,14 +90,39 @@ def _selection(config, source):
             "normalization": config.data.normalization}
 
 
+def pooled_sources(config):
+    """One stream of batches drawn from every training source in proportion to its size
+    (FES-DA: the real training images and their syntheses, Zhao et al. §IV-D), each
+    source shuffled and augmented as configured; batches of the first source's size."""
+    counts, streams = [], []
+    for index, source in enumerate(config.data.train):
+        selection = _selection(config, source)
+        counts.append(check_selection(source.folder, source.split, source.folds,
+                                      source.exclude_folds))
+        streams.append(make_dataset(**selection, batch_size=source.batch_size, training=True,
+                                    augment=source.augment, repeat=True,
+                                    shuffle_buffer=config.data.shuffle_buffer,
+                                    seed=config.seed + index,
+                                    deterministic=config.deterministic)
+                       # per sample; Dataset.unbatch() segfaults on this pipeline (TF 2.21)
+                       .flat_map(tf.data.Dataset.from_tensor_slices))
+    batch_size = config.data.train[0].batch_size
+    pooled = tf.data.Dataset.sample_from_datasets(
+        streams, weights=[count / sum(counts) for count in counts], seed=config.seed)
+    return pooled.batch(batch_size, drop_remainder=True).take(sum(counts) // batch_size)
+
+
 def train_dataset(config, first_epoch=0):
     """Training batches with a target image and expression of the same identity (§III-B).
 
     The pool of targets is the first training source read once without augmentation
     (centre crop); the batches are that source's, augmented as configured. Targets are
     drawn per batch from ``config.seed``, the epoch (counted from ``first_epoch``, where a
-    resumed run starts) and the batch index.
+    resumed run starts) and the batch index. A recognition-only fine-tuning
+    (``train_synthesis: false``) needs no targets: every source, pooled.
     """
+    if config.method.synthesis and not config.method.train_synthesis:
+        return pooled_sources(config)
     source = config.data.train[0]
     selection = _selection(config, source)
     pool = TargetPool.from_dataset(make_dataset(**selection, batch_size=256, training=False))

@@ -21,6 +21,9 @@ class FERSNetConfig:
     name: str = "fersnet"
     convflu: bool = True
     synthesis: bool = True
+    # FES-DA (Table VI last row): false keeps the network but trains only the recognition
+    # side on L_cls, on every training source (real + synthetic), with init_from a FERSNet.
+    train_synthesis: bool = True
     encoder_widths: list[int] = dataclasses.field(default_factory=lambda: [64, 128, 256, 512])
     decoder_widths: list[int] = dataclasses.field(default_factory=lambda: [256, 128, 64, 32])
     classifier_units: int = 512

@@ -16,7 +16,10 @@ from ``fermtl_tf.data.target_pairs``, ``target_image``/``target_expression``):
    with the *updated* discriminator (the order of pix2pix's training loop, Isola et al.).
 
 ``synthesis=False`` is the FER branch alone ("w/o MTL", Table VI): only L_cls, one
-optimiser. Serving: ``model(images)`` / ``predict`` returns ``{"expression_logits"}``;
+optimiser. ``train_synthesis=False`` keeps the whole network (so a trained FERSNet's
+weights load and the export still synthesises) but trains only the recognition side
+(encoder incl. ConvFLUs, f_cls) on L_cls: the FES-DA fine-tuning of Table VI's last row
+(§IV-D), on the training set enlarged with syntheses (``methods/fersnet/augmentation``). Serving: ``model(images)`` / ``predict`` returns ``{"expression_logits"}``;
 ``synthesize(images, target_expression)`` returns G(z_t, I); ``gate_maps(images)`` the
 ConvFLU gates (Fig. 3).
 """
@@ -88,6 +91,7 @@ class FERSNetModel(keras.Model):
         identity_input_size: side of the Light CNN-9 input; None = no identity loss. Its
             weights are loaded by the builder (``load_light_cnn_weights``) and saved with
             the model.
+        train_synthesis: False trains the recognition side on L_cls alone (FES-DA).
     """
 
     def __init__(self, num_classes, image_size=(96, 96), sharing="convflu", synthesis=True,
@@ -97,7 +101,7 @@ class FERSNetModel(keras.Model):
                  normalization="minus_one_one", gan_weight=0.3, reconstruction_weight=1.0,
                  cycle_weight=0.5, identity_weight_start=0.1, identity_weight_end=0.5,
                  generator_objective="non_saturating", squared_error_reduction="mean",
-                 identity_input_size=None, **kwargs):
+                 identity_input_size=None, train_synthesis=True, **kwargs):
         super().__init__(**kwargs)
         height, width = (int(v) for v in image_size)
         if height % 16 or width % 16:
@@ -128,6 +132,7 @@ class FERSNetModel(keras.Model):
         self.generator_objective = generator_objective
         self.squared_error_reduction = squared_error_reduction
         self.identity_input_size = None if identity_input_size is None else int(identity_input_size)
+        self.train_synthesis = bool(train_synthesis) and self.synthesis
         self.identity_ramp_steps = 0
         self._build_parts()
         self._classification_loss = MaskedSoftmaxCrossEntropy(name="classification")
@@ -169,6 +174,11 @@ class FERSNetModel(keras.Model):
         if self.synthesis:
             parts += [self.transformer, self.decoder]
         return [v for part in parts for v in part.trainable_variables]
+
+    @property
+    def recognition_variables(self):
+        """What L_cls reaches: the encoder (both branches and the ConvFLUs) and f_cls."""
+        return [v for part in (self.encoder, self.classifier) for v in part.trainable_variables]
 
     def _one_hot(self, labels):
         return tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
@@ -257,11 +267,11 @@ class FERSNetModel(keras.Model):
     def train_step(self, data):
         images = data["image"]
         labels, mask = self._labels(data)
-        if not self.synthesis:
+        if not self.train_synthesis:
             with tf.GradientTape() as tape:
                 logits = self(images, training=True)["expression_logits"]
                 loss = self._classification_loss(labels, logits, sample_weight=mask)
-            self._apply(self.optimizer, tape, loss, self.generator_variables)
+            self._apply(self.optimizer, tape, loss, self.recognition_variables)
             return self._record({"loss": loss, "classification_loss": loss}, labels, logits,
                                 mask)
         for key in ("target_image", "target_expression"):
@@ -354,5 +364,6 @@ class FERSNetModel(keras.Model):
             generator_objective=self.generator_objective,
             squared_error_reduction=self.squared_error_reduction,
             identity_input_size=self.identity_input_size,
+            train_synthesis=self.train_synthesis,
         )
         return config
