@@ -75,6 +75,10 @@ def test_run_study_trains_each_run_once_and_resumes(tmp_path, monkeypatch):
     again = study.run_study(variants, [0, 1], evaluations, tmp_path / "runs", log=lambda _: None)
     assert len(trained) == 4  # nothing retrained
     pd.testing.assert_frame_equal(frame, again)
+    done = study.completed(variants, [0, 1, 2], evaluations, tmp_path / "runs")
+    assert [(v.key, seed) for v, seed in done] == [("x", 0), ("y", 0), ("x", 1), ("y", 1)]
+    other = [study.Evaluation("other", tmp_path / "data")]  # never scored there
+    assert study.completed(variants, [0], other, tmp_path / "runs") == []
 
 
 def test_wins_of_an_error_metric_count_lower_values():

@@ -147,16 +147,34 @@ def train_runs(jobs, runs_dir, overrides, workers):
             future.result()
 
 
-def sweep(folders, runs_dir, seed, log):
+def read_runs(pairs, scored_on, runs_dir, log):
+    """The study frame of (variant, seed) pairs whose runs are complete (nothing trained)."""
+    import pandas as pd
+
+    frames = [study.run_study([variant], [seed], scored_on, runs_dir, log=log)
+              for variant, seed in pairs]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=study.STUDY_COLUMNS)
+
+
+def sweep(folders, runs_dir, seed, log, train=True):
     """Score the sweep (seed ``seed``); returns ({method: chosen strength}, its table, frame).
 
-    The runs are trained by :func:`train_runs` beforehand, or here one by one."""
+    The runs are trained by :func:`train_runs` beforehand, or here one by one; with
+    ``train=False`` only complete runs are read and a method is chosen for only when
+    every one of its strengths is complete."""
     import pandas as pd
 
     variants = strength_variants()
     reference = fixed_variants()[0]
-    frame = study.run_study([reference, *variants.values()], [seed], sweep_evaluations(folders),
-                            runs_dir, overrides=data_overrides(folders), log=log)
+    pairs = [(variant, seed) for variant in [reference, *variants.values()]]
+    if not train:
+        pairs = study.completed([v for v, _ in pairs], [seed], sweep_evaluations(folders),
+                                runs_dir)
+    frame = read_runs(pairs, sweep_evaluations(folders), runs_dir, log)
+    done = set(frame["variant"])
+    if reference.key not in done:
+        return {}, pd.DataFrame(), frame
     criteria = [(f"{task}_val", metric, higher) for task, metric, higher in CRITERIA]
     scores = study.relative_errors(frame, reference.key, criteria)
     accuracy, nme = (f"{evaluation}/{metric}" for evaluation, metric, _ in criteria)
@@ -165,15 +183,16 @@ def sweep(folders, runs_dir, seed, log):
                          "val. NME (%)": f"{scores.loc[reference.key, nme]:.2f}",
                          "relative error vs single task": "1 (reference)", "chosen": ""}]
     for key, label, _ in TRACE_NORM_VARIANTS:
-        keys = {s: variants[(key, s)].key for s in STRENGTHS}
-        chosen[key] = min(STRENGTHS, key=lambda s: scores.loc[keys[s], "score"])
-        for strength in STRENGTHS:
-            row = scores.loc[keys[strength]]
+        keys = {s: variants[(key, s)].key for s in STRENGTHS if variants[(key, s)].key in done}
+        if len(keys) == len(STRENGTHS):
+            chosen[key] = min(STRENGTHS, key=lambda s: scores.loc[keys[s], "score"])
+        for strength, variant_key in keys.items():
+            row = scores.loc[variant_key]
             rows.append({"method": label, "strength": f"{strength:g}",
                          "val. accuracy (%)": f"{100 * row[accuracy]:.2f}",
                          "val. NME (%)": f"{row[nme]:.2f}",
                          "relative error vs single task": f"{row['score']:.3f}",
-                         "chosen": "yes" if strength == chosen[key] else ""})
+                         "chosen": "yes" if strength == chosen.get(key) else ""})
     return chosen, pd.DataFrame(rows), frame
 
 
@@ -184,12 +203,14 @@ def final_variants(chosen):
     final = fixed_variants()
     labels = {variant.key: variant.label for variant in final}
     for key, label, _ in TRACE_NORM_VARIANTS:
-        final.append(variants[(key, chosen[key])])
-        labels[final[-1].key] = f"{label} ({chosen[key]:g})"
+        if key in chosen:  # (only a partial sweep lacks a choice)
+            final.append(variants[(key, chosen[key])])
+            labels[final[-1].key] = f"{label} ({chosen[key]:g})"
     key, label, config = ADA_VARIANT
-    final.append(study.Variant(key, label, CONFIGS / config,
-                               (f"sharing.trace_norm.strength={chosen['laf']}",)))
-    labels[key] = f"{label} ({chosen['laf']:g})"
+    if "laf" in chosen:
+        final.append(study.Variant(key, label, CONFIGS / config,
+                                   (f"sharing.trace_norm.strength={chosen['laf']}",)))
+        labels[key] = f"{label} ({chosen['laf']:g})"
     return final, labels
 
 
@@ -236,7 +257,7 @@ def comparison(table, labels, higher_is_better, scale):
 def verdicts(table, labels, higher_is_better, what):
     """One sentence per soft-sharing variant: where its paired 95 % intervals lie."""
     lines = []
-    for variant in [v for v in labels if v != SINGLE_TASK]:
+    for variant in [v for v in labels if v != SINGLE_TASK and v in table.columns]:
         parts = []
         for reference in [r for r in (SINGLE_TASK, HARD_SHARING) if r != variant]:
             d = study.paired_differences(table, reference, [variant, reference],
@@ -245,14 +266,35 @@ def verdicts(table, labels, higher_is_better, what):
             worse = d["ci_high"] < 0 if higher_is_better else d["ci_low"] > 0
             verdict = ("better than" if better else "worse than" if worse
                        else "not distinguishable from")
+            if d["n"] < 2:
+                verdict = "no interval (one seed) against"
             parts.append(f"{verdict} {labels[reference]}")
         lines.append(f"* {labels[variant]}: {what} {', '.join(parts)} "
                      f"(95 % paired intervals).")
     return lines
 
 
+def missing_runs(chosen, seeds, pairs, sweep_frame):
+    """Text lines naming the runs a partial study still lacks (empty when complete)."""
+    lines = []
+    swept = set(sweep_frame["variant"])
+    for variant in [*fixed_variants()[:1], *strength_variants().values()]:
+        if variant.key not in swept:
+            lines.append(f"* sweep: {variant.label}, seed {seeds[0]}")
+    for key, label, _ in [*TRACE_NORM_VARIANTS, ADA_VARIANT]:
+        if (key if key != "laf_ada" else "laf") not in chosen:
+            lines.append(f"* {label}: every seed (its strength is not chosen yet)")
+    done = {(variant.key, seed) for variant, seed in pairs}
+    for variant in final_variants(chosen)[0]:
+        absent = [seed for seed in seeds if (variant.key, seed) not in done]
+        if absent:
+            lines.append(f"* {variant.label} ({variant.key}): seed(s) "
+                         f"{', '.join(map(str, absent))}")
+    return lines
+
+
 def write_page(page, frame, sweep_frame, sweep_table, labels, folders, seeds, seconds,
-               command):
+               command, missing=()):
     """The study's page and its two plots (under docs/results/)."""
     from fermtl_tf.data.pipeline import load_manifest
     from fermtl_tf.evaluation.reproduction import markdown_table
@@ -279,6 +321,10 @@ def write_page(page, frame, sweep_frame, sweep_table, labels, folders, seeds, se
         "SynthFace (synthetic): procedurally rendered faces; these figures are not claims "
         "about LSEMSW or 300-W.",
         "",
+        *([f"**Incomplete: the runs below were not finished when this page was written "
+           f"(`{command}`); rerunning `python train/hu2018_synthface_study.py` trains them "
+           "and rewrites the page.** Tables show the complete runs only.", "", *missing, ""]
+          if missing else []),
         "**Question.** Does soft sharing (the trace norms LAF, Tucker, TT of §2.2, with and "
         "without adversarial domain alignment, §2.3) beat hard sharing and single task when "
         "the tasks' data are disjoint and shifted (§4.1: LSEMSW expressions, 300-W "
@@ -386,6 +432,9 @@ def main(argv=None):
     parser.add_argument("--data", default=f"prepared/studies/{STUDY}")
     parser.add_argument("--page", default=f"docs/results/{STUDY}_synthface.md",
                         help="page to write ('' skips the page and the plots)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: write the page from the runs complete so far "
+                             "and list the missing ones")
     parser.add_argument("--workers", type=int, default=2,
                         help="runs trained at a time, one process and one thread each "
                              "(default 2: the two cores the study is sized for)")
@@ -400,26 +449,32 @@ def main(argv=None):
     overrides = data_overrides(folders)
     test, first = evaluations(folders, "test"), args.seeds[0]
     # first what does not depend on the sweep: the baselines and the sweep itself
-    train_runs([(variant, seed, sweep_evaluations(folders) if seed == first
-                 and variant.key == SINGLE_TASK else test)
-                for seed in args.seeds for variant in fixed_variants()]
-               + [(variant, first, sweep_evaluations(folders))
-                  for variant in strength_variants().values()],
-               runs_dir, overrides, args.workers)
-    chosen, sweep_table, sweep_frame = sweep(folders, runs_dir, first, log)
+    train = not args.no_train
+    if train:  # first what does not depend on the sweep: the baselines and the sweep
+        train_runs([(variant, seed, sweep_evaluations(folders) if seed == first
+                     and variant.key == SINGLE_TASK else test)
+                    for seed in args.seeds for variant in fixed_variants()]
+                   + [(variant, first, sweep_evaluations(folders))
+                      for variant in strength_variants().values()],
+                   runs_dir, overrides, args.workers)
+    chosen, sweep_table, sweep_frame = sweep(folders, runs_dir, first, log, train)
     log(f"chosen strengths: {chosen}")
     variants, labels = final_variants(chosen)
-    train_runs([(variant, seed, test) for seed in args.seeds for variant in variants],
-               runs_dir, overrides, args.workers)
-    frame = study.run_study(variants, args.seeds, evaluations(folders, "test"), runs_dir,
-                            overrides=data_overrides(folders), log=log)
+    if train:
+        train_runs([(variant, seed, test) for seed in args.seeds for variant in variants],
+                   runs_dir, overrides, args.workers)
+    pairs = [(variant, seed) for seed in args.seeds for variant in variants]
+    if not train:
+        pairs = study.completed(variants, args.seeds, test, runs_dir)
+    frame = read_runs(pairs, test, runs_dir, log)
+    missing = missing_runs(chosen, args.seeds, pairs, sweep_frame)
     frame.to_csv(runs_dir / "study.csv", index=False)
     seconds = (time.perf_counter() - wall, _cpu_seconds() - cpu)
     if args.page:
         command = " ".join(["python train/hu2018_synthface_study.py",
                             *(sys.argv[1:] if argv is None else argv)])
         write_page(args.page, frame, sweep_frame, sweep_table, labels, folders, args.seeds,
-                   seconds, command)
+                   seconds, command, missing)
     print(json.dumps({"study": STUDY, "seeds": args.seeds,
                       "wall_seconds": round(time.perf_counter() - wall, 1),
                       "cpu_seconds": round(_cpu_seconds() - cpu, 1),

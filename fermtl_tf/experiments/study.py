@@ -94,6 +94,13 @@ def _is_complete(run_dir, evaluations):
         (run_dir / "eval" / e.name / RESULTS_JSON).exists() for e in evaluations)
 
 
+def completed(variants, seeds, evaluations, runs_dir):
+    """The (variant, seed) pairs whose run is trained, timed and scored on every one of
+    ``evaluations``: what :func:`run_study` would read back without training."""
+    return [(variant, seed) for seed in seeds for variant in variants
+            if _is_complete(Path(runs_dir) / variant.key / f"seed{seed}", evaluations)]
+
+
 def run_study(variants, seeds, evaluations, runs_dir, overrides=(), log=print):
     """Train and score every variant with every seed; returns the long frame of values.
 
