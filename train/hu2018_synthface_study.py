@@ -351,9 +351,9 @@ def write_page(page, frame, sweep_frame, sweep_table, labels, folders, seeds, se
         "shifted, as between LSEMSW and 300-W. Calibration: the paper's 13 subtle mental "
         "states in 'wild' left the single-task network at chance (7.7 %) in the old "
         "ablation, and 7 basic classes at `mixed` intensity reached only 23 % validation "
-        "accuracy after 6 epochs (chance 14 %); at `strong` intensity the single-task "
-        "baseline learns into the 30-85 % band within the budget, so differences between "
-        "variants can show.",
+        "accuracy after 6 epochs at learning rate 0.01 (chance 14 %); at `strong` "
+        "intensity the single-task baseline learns into the 30-85 % band within the "
+        "budget, so differences between variants can show.",
         "",
         "## Model and training (departures from the paper)",
         "",
