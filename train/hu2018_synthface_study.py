@@ -293,6 +293,20 @@ def missing_runs(chosen, seeds, pairs, sweep_frame):
     return lines
 
 
+def edge_note(sweep_table):
+    """A line naming the methods whose chosen strength is an end of the grid."""
+    if sweep_table.empty:
+        return []
+    ends = {f"{min(STRENGTHS):g}": "lowest", f"{max(STRENGTHS):g}": "highest"}
+    chosen = sweep_table[sweep_table["chosen"] == "yes"]
+    at_end = [f"{row.method} ({ends[row.strength]})" for row in chosen.itertuples()
+              if row.strength in ends]
+    if not at_end:
+        return []
+    return [f"Chosen at an end of the grid: {', '.join(at_end)}; a strength beyond it was "
+            "not tried, so the best one may lie further out.", ""]
+
+
 def write_page(page, frame, sweep_frame, sweep_table, labels, folders, seeds, seconds,
                command, missing=()):
     """The study's page and its two plots (under docs/results/)."""
@@ -392,6 +406,7 @@ def write_page(page, frame, sweep_frame, sweep_table, labels, folders, seeds, se
         "",
         markdown_table(sweep_table),
         "",
+        *edge_note(sweep_table),
         f"## Expression accuracy (test, {samples.get('expression_test', 0)} faces)",
         "",
         markdown_table(comparison(accuracy, labels, True, 100.0)),
