@@ -148,10 +148,22 @@ def test_the_ganin_reversal_schedule_is_added_by_the_ada_configs(tmp_path):
     raw["coupling"] = {"name": "ada", "reversal_schedule": "ganin", "gamma": 5.0,
                        "reversal_scale": 0.5}
     config = parse_config(raw)
-    model = types.SimpleNamespace(trace_norm=None)
+    model = Hu2018Model(num_classes=3, depth=18, width=2, input_size=SIZE, stem="compact",
+                        ada={"reversal_scale": 0.5, "hidden_units": [4]})
     schedule, = [c for c in callbacks(model, config, tmp_path)
                  if isinstance(c, GradientReversalSchedule)]
     assert (schedule.gamma, schedule.max_scale) == (5.0, 0.5)
+    # the ADA reversal runs in the training step, outside the functional graph: the
+    # schedule must be handed the layer, or fit stops at on_train_begin
+    assert schedule.layers == [model.gradient_reversal]
+    schedule.set_model(model)
+    schedule.params = {"epochs": 2, "steps": 3}
+    schedule.on_train_begin()
+    schedule.on_epoch_begin(0)
+    schedule.on_train_batch_begin(1)  # progress 1 / (2 x 3), gamma 5, up to 0.5
+    expected = 0.5 * (2.0 / (1.0 + np.exp(-5.0 / 6.0)) - 1.0)
+    np.testing.assert_allclose(float(model.gradient_reversal.scale_variable), expected,
+                               rtol=1e-6)
     raw["coupling"]["reversal_schedule"] = "constant"
     assert not [c for c in callbacks(model, parse_config(raw), tmp_path)
                 if isinstance(c, GradientReversalSchedule)]

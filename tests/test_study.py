@@ -75,3 +75,37 @@ def test_run_study_trains_each_run_once_and_resumes(tmp_path, monkeypatch):
     again = study.run_study(variants, [0, 1], evaluations, tmp_path / "runs", log=lambda _: None)
     assert len(trained) == 4  # nothing retrained
     pd.testing.assert_frame_equal(frame, again)
+    done = study.completed(variants, [0, 1, 2], evaluations, tmp_path / "runs")
+    assert [(v.key, seed) for v, seed in done] == [("x", 0), ("y", 0), ("x", 1), ("y", 1)]
+    other = [study.Evaluation("other", tmp_path / "data")]  # never scored there
+    assert study.completed(variants, [0], other, tmp_path / "runs") == []
+
+
+def test_wins_of_an_error_metric_count_lower_values():
+    # as an error metric, b is higher (worse) than a on every seed, c lower on seeds 0 and 2
+    diffs = study.paired_differences(_table(), "a", higher_is_better=False)
+    assert diffs.loc["b", "wins"] == 0 and diffs.loc["c", "wins"] == 2
+    table = study.comparison_table(_table(), "a", {"a": "A", "c": "C"}, higher_is_better=False)
+    assert table.loc[1, "wins"] == "2/3"
+
+
+def _long(values):
+    """A run_study-like frame from {(variant, evaluation, metric): [value per seed]}."""
+    return pd.DataFrame([{"variant": v, "seed": seed, "evaluation": e, "metric": m,
+                          "value": value}
+                         for (v, e, m), seeds in values.items()
+                         for seed, value in enumerate(seeds)])
+
+
+def test_relative_errors_average_error_ratios_over_criteria():
+    frame = _long({("ref", "ex", "acc"): [0.60], ("ref", "lm", "nme"): [8.0],
+                   ("x", "ex", "acc"): [0.70], ("x", "lm", "nme"): [10.0],
+                   ("y", "ex", "acc"): [0.50, 0.40], ("y", "lm", "nme"): [6.0, 6.0]})
+    scores = study.relative_errors(frame, "ref", [("ex", "acc", True), ("lm", "nme", False)])
+    # x: error 0.30 / 0.40 and NME 10 / 8 -> (0.75 + 1.25) / 2; y: mean acc 0.45 over seeds
+    np.testing.assert_allclose(scores.loc["x", "score"], 1.0)
+    np.testing.assert_allclose(scores.loc["y", "score"], (0.55 / 0.40 + 6.0 / 8.0) / 2)
+    np.testing.assert_allclose(scores.loc["ref", "score"], 1.0)
+    np.testing.assert_allclose(scores.loc["y", "ex/acc"], 0.45)
+    with pytest.raises(KeyError, match="'nobody'"):
+        study.relative_errors(frame, "nobody", [("ex", "acc", True)])

@@ -94,6 +94,13 @@ def _is_complete(run_dir, evaluations):
         (run_dir / "eval" / e.name / RESULTS_JSON).exists() for e in evaluations)
 
 
+def completed(variants, seeds, evaluations, runs_dir):
+    """The (variant, seed) pairs whose run is trained, timed and scored on every one of
+    ``evaluations``: what :func:`run_study` would read back without training."""
+    return [(variant, seed) for seed in seeds for variant in variants
+            if _is_complete(Path(runs_dir) / variant.key / f"seed{seed}", evaluations)]
+
+
 def run_study(variants, seeds, evaluations, runs_dir, overrides=(), log=print):
     """Train and score every variant with every seed; returns the long frame of values.
 
@@ -151,11 +158,11 @@ def summarize(table, order=None):
                          "n": table[order].count()}).reindex(order)
 
 
-def paired_differences(table, reference, order=None, level=0.95):
+def paired_differences(table, reference, order=None, level=0.95, higher_is_better=True):
     """Per variant: mean of (variant - reference) over the seeds both have, sd, interval.
 
-    ``wins`` counts the seeds on which the variant beats the reference (higher value;
-    flip the sign of the table for error metrics).
+    ``wins`` counts the seeds on which the variant beats the reference: a higher value,
+    or a lower one with ``higher_is_better=False`` (error metrics such as NME).
     """
     if reference not in table.columns:
         raise KeyError(f"reference variant {reference!r} is not in the study")
@@ -167,7 +174,8 @@ def paired_differences(table, reference, order=None, level=0.95):
         diff = pair[variant] - pair[reference]
         mean, sd, low, high = t_interval(diff, level)
         rows[variant] = {"mean_diff": mean, "sd": sd, "ci_low": low, "ci_high": high,
-                         "n": len(diff), "wins": int((diff > 0).sum())}
+                         "n": len(diff),
+                         "wins": int((diff > 0 if higher_is_better else diff < 0).sum())}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -196,12 +204,12 @@ def plot_study(table, labels, path, ylabel, title, scale=100.0):
     return Path(path)
 
 
-def comparison_table(table, reference, labels, scale=100.0, digits=2):
+def comparison_table(table, reference, labels, scale=100.0, digits=2, higher_is_better=True):
     """The study's table for a page: mean +- sd per variant and the paired difference to
     ``reference`` with its 95 % interval and wins; values multiplied by ``scale``."""
     order = [v for v in labels if v in table.columns]
     summary = summarize(table, order)
-    diffs = paired_differences(table, reference, order)
+    diffs = paired_differences(table, reference, order, higher_is_better=higher_is_better)
     rows = []
     for variant in order:
         row = summary.loc[variant]
@@ -219,3 +227,27 @@ def comparison_table(table, reference, labels, scale=100.0, digits=2):
             text["wins"] = ""
         rows.append(text)
     return pd.DataFrame(rows)
+
+
+def relative_errors(frame, reference, criteria):
+    """Each variant's errors relative to ``reference``'s, averaged over ``criteria``.
+
+    ``criteria``: ``(evaluation, metric, higher_is_better)`` triples; a higher-is-better
+    fraction counts as the error 1 - value, a lower-is-better metric (NME) as itself.
+    Per criterion the variant's mean error over its seeds is divided by the reference's,
+    so tasks on different scales weigh alike; ``score`` is the mean of those ratios (below
+    1: better than the reference on average). Columns ``"<evaluation>/<metric>"`` hold
+    the mean metric values. Used to choose a hyper-parameter on a validation split.
+    """
+    values, ratios = {}, []
+    for evaluation, metric, higher in criteria:
+        means = measure(frame, evaluation, metric).mean()
+        values[f"{evaluation}/{metric}"] = means
+        errors = 1.0 - means if higher else means
+        if reference not in errors.index:
+            raise KeyError(f"reference variant {reference!r} has no {metric!r} on "
+                           f"{evaluation!r}")
+        ratios.append(errors / errors[reference])
+    result = pd.DataFrame(values)
+    result["score"] = pd.concat(ratios, axis=1).mean(axis=1)
+    return result

@@ -56,6 +56,9 @@ def callbacks(model, config, output_dir):
     extra = []
     coupling = config.coupling
     if coupling.name == "ada" and coupling.reversal_schedule == "ganin":
+        # the ADA branch runs in the training step, outside the functional graph, so its
+        # reversal layer is not among model.layers where the callback would search
         extra.append(GradientReversalSchedule(gamma=coupling.gamma,
-                                              max_scale=coupling.reversal_scale))
+                                              max_scale=coupling.reversal_scale,
+                                              layers=[model.gradient_reversal]))
     return [TraceNormRateLogger(output_dir, method=method), *extra]
