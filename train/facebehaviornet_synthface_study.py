@@ -138,19 +138,35 @@ def data_facts(folder):
     }
 
 
+#: Training order of the couplings: the baselines and the expected transfers first, so
+#: that a study stopped early (it resumes) has the runs that answer the question.
+PRIORITY = ("no_coupling", "co_annotation", "soft_co_annotation", "dm_bernoulli_lambda01",
+            "dm_bernoulli", "sca_dm", "dm_printed")
+
+
+def _training_order():
+    """Every (case, variant): both single tasks, then each coupling in :data:`PRIORITY`
+    order, case A and B alternating."""
+    by_key = {v.key: v for case in CASES for v in variants(case)}
+    singles = [f"{case}_{single}" for case, (_, single, _, _) in CASES.items()]
+    couplings = [f"{case}_{key}" for key in PRIORITY for case in CASES]
+    return [by_key[key] for key in singles + couplings if key in by_key]
+
+
 def run(seeds, runs_dir, folder, log=print):
-    """Every case's variants x seeds trained and scored: the long frame of run_study."""
+    """Every variant of both cases x seeds trained and scored: the long frame of
+    :func:`~fermtl_tf.experiments.study.run_study` (seed by seed, in training order)."""
     import pandas as pd
 
     from fermtl_tf.experiments.study import Evaluation, Variant, run_study
 
     evaluation = Evaluation("test", folder, split="test")
     frames = []
-    for case in CASES:
-        for variant in variants(case):
+    for seed in seeds:
+        for variant in _training_order():
             routed = Variant(variant.key, variant.label, variant.config,
                              folder_overrides(variant, folder))
-            frames.append(run_study([routed], seeds, [evaluation], runs_dir, log=log))
+            frames.append(run_study([routed], [seed], [evaluation], runs_dir, log=log))
     return pd.concat(frames, ignore_index=True)
 
 
