@@ -153,9 +153,19 @@ def _training_order():
     return [by_key[key] for key in singles + couplings if key in by_key]
 
 
-def run(seeds, runs_dir, folder, log=print):
+def _is_scored(runs_dir, variant, seed):
+    """Whether the (variant, seed) run finished and was scored on the test split."""
+    from fermtl_tf.evaluation.report import RESULTS_JSON
+    from fermtl_tf.experiments.study import TIMING_FILE
+
+    run_dir = Path(runs_dir) / variant.key / f"seed{seed}"
+    return (run_dir / TIMING_FILE).exists() and (run_dir / "eval" / "test" / RESULTS_JSON).exists()
+
+
+def run(seeds, runs_dir, folder, train=True, log=print):
     """Every variant of both cases x seeds trained and scored: the long frame of
-    :func:`~fermtl_tf.experiments.study.run_study` (seed by seed, in training order)."""
+    :func:`~fermtl_tf.experiments.study.run_study` (seed by seed, in training order).
+    ``train=False`` reads the runs already scored and trains nothing."""
     import pandas as pd
 
     from fermtl_tf.experiments.study import Evaluation, Variant, run_study
@@ -164,6 +174,9 @@ def run(seeds, runs_dir, folder, log=print):
     frames = []
     for seed in seeds:
         for variant in _training_order():
+            if not train and not _is_scored(runs_dir, variant, seed):
+                log(f"{variant.key} seed {seed}: not run yet, left out")
+                continue
             routed = Variant(variant.key, variant.label, variant.config,
                              folder_overrides(variant, folder))
             frames.append(run_study([routed], [seed], [evaluation], runs_dir, log=log))
@@ -255,11 +268,13 @@ def write_page(frame, facts, seeds, page, plots, command, wall, cpu):
         "relatedness (Kollias et al. §3.1.2: co-annotation, soft co-annotation Eq. 5-7, "
         "distribution matching Eq. 3-4) transfer knowledge to a task that has few labels, "
         "when the other task has many?", "",
-        f"Command: `{command}` -- {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min in all, "
-        f"data preparation included ({runs} training runs: {train_wall / 60:.1f} min wall "
-        f"summed over runs, {train_cpu / 60:.1f} CPU-min; the shared 2-core development "
-        "machine, other jobs running). Runs: `runs/studies/facebehaviornet/<variant>/seed<k>/`"
-        " (`eval/test/results.json` each, read by `fermtl-report`).", "",
+        f"Command: `{command}`. Measured: {runs} training runs (train, export, score), "
+        f"{train_wall / 60:.1f} min wall and {train_cpu / 60:.1f} CPU-min summed over the "
+        "runs (each run's `study_timing.json`; the shared 2-core development machine, other "
+        f"jobs running); this invocation {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min "
+        "(runs already complete are reused, data preparation included). Runs: "
+        "`runs/studies/facebehaviornet/<variant>/seed<k>/` (`eval/test/results.json` each, "
+        "read by `fermtl-report`).", "",
         "## Data", "",
         f"One SynthFace folder (`fermtl-prep synthface {' '.join(PREP[:-1])}`): "
         f"{sum(splits.values())} apex faces of 480 identities, each identity showing each of "
@@ -283,10 +298,12 @@ def write_page(frame, facts, seeds, page, plots, command, wall, cpu):
         "AU11; AU14 belongs to no basic emotion (SynthFace draws it for contempt only), so it "
         "would be an AU never active here that no coupling informs, while AU11 is drawn for "
         "sadness (w = 0.26).", "",
-        "Calibration (seed 0, short runs): `lab` domain, `strong` intensity, 48 px, 300 steps, lr 0.03. "
-        "Each few-label fraction was chosen so that the single-task network of the "
-        "few-label task learns but stays clearly below what the task reaches with many "
-        "labels (the other case's multi-task runs), leaving room for transfer. Trivial test "
+        "Calibration (seed-0 runs of these configs with `--set` overrides, before the "
+        "study; see the reading): `lab` domain, `strong` intensity, 48 px, lr 0.03, 300 "
+        "steps, and the two fractions, chosen so that the single-task network of the "
+        "few-label task learns (expression accuracy in 30-85 %, AU F1 well above the "
+        "all-on F1) while the other case's multi-task runs show what the task reaches with "
+        "many labels. Trivial test "
         f"scores: expression majority class {facts['test_majority']:.1%} (chance 1/7); AU F1 "
         f"predicting every AU on {facts['all_on_f1']:.1%}, every AU off 0 %; AU accuracy "
         f"every AU off {facts['all_off_accuracy']:.1%} (AU prevalence "
@@ -296,7 +313,8 @@ def write_page(frame, facts, seeds, page, plots, command, wall, cpu):
         "momentum 0.9, lr 0.03, constant (paper: Adam, 1e-4); batch 16 from each part "
         "(paper: 52-200 per dataset), 6 x 50 steps; no flip; the final weights are scored "
         "(no validation, no model selection). Eq. 2 task weights 1, coupling weights 1 "
-        "(docs/FIDELITY.md); relatedness `cognitive` with the package defaults "
+        "(docs/FIDELITY.md; the paper gives none) except the arm `DM (Bernoulli), λ 0.1` "
+        "(not a paper row, added because DM at 1 collapsed in calibration); relatedness `cognitive` with the package defaults "
         "(distribution matching: Eq. 3's binary table; co-annotation and soft "
         "co-annotation: observational AUs weighted by w). Single task: the same network "
         "with only the few-label head, on the few-label part alone, for the same number of "
@@ -308,6 +326,12 @@ def write_page(frame, facts, seeds, page, plots, command, wall, cpu):
         "*no coupling* (same seed) with its 95 % Student-t interval over seeds, and the "
         "number of seeds on which the variant is higher.", "",
     ]
+    done = set(zip(frame["variant"], frame["seed"], strict=True))
+    missing = [f"{v.key} seed {seed}" for v in _training_order() for seed in seeds
+               if (v.key, seed) not in done]
+    if missing:
+        lines += [f"**Not in the tables (not run when this page was written): "
+                  f"{', '.join(missing)}.**", ""]
     for index, (case, (_, _, metric, title)) in enumerate(CASES.items()):
         lines += [f"### Case {title}", ""]
         tables = case_tables(frame, case)
@@ -328,13 +352,15 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=Path("prepared") / "studies" / STUDY)
     parser.add_argument("--page", default=f"docs/results/{STUDY}_synthface.md",
                         help="results page ('' skips the page and plot)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="write the page from the runs already scored; train nothing")
     args = parser.parse_args(argv)
     from fermtl_tf.experiments.study import _cpu_seconds
 
     os.chdir(ROOT)
     wall, cpu = time.perf_counter(), _cpu_seconds()
     folder = prepare(args.data)
-    frame = run(args.seeds, args.runs, folder)
+    frame = run(args.seeds, args.runs, folder, train=not args.no_train)
     wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
     if args.page:
         plots = write_plot(frame, Path("docs/results") / f"{STUDY}_synthface.png")
