@@ -235,8 +235,9 @@ def verdicts(frame):
             if variant.key not in diffs.index:
                 continue
             d = diffs.loc[variant.key]
-            word = ("higher" if d["ci_low"] > 0 else "lower" if d["ci_high"] < 0
-                    else "not distinguishable from")
+            word = ("higher than" if d["ci_low"] > 0 else "lower than" if d["ci_high"] < 0
+                    else "not distinguishable from" if d["n"] > 1
+                    else "one seed only, no interval, vs")
             lines.append(f"* case {title.split(':')[0]}, {variant.label}: {METRICS[metric]} "
                          f"{word} no coupling ({100 * d['mean_diff']:+.1f} points, 95 % CI "
                          f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}], "
