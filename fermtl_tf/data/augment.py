@@ -29,6 +29,7 @@ import math
 
 import tensorflow as tf
 
+from fermtl_tf.data.preprocess import equalize_histogram as equalize_histogram_levels
 from fermtl_tf.knowledge.landmarks import MIRROR_PERMUTATION
 from fermtl_tf.knowledge.vocabularies import au_mirror_permutation
 
@@ -254,19 +255,13 @@ def to_grayscale(image):
 def equalize_histogram(image):
     """Histogram-equalise the luma (Y of YUV) and keep the chroma (U, V).
 
-    Equalising the three RGB channels separately would shift colours; on a gray image this
-    is exactly the classical equalisation (as in ``cv2.equalizeHist``) used by Liu et al.
-    (2017, Sec. 4.1): ``lut[i] = round(255 (cdf[i] - cdf_min) / (N - cdf_min))``.
+    Equalising the three RGB channels separately would shift colours; the luma goes
+    through :func:`fermtl_tf.data.preprocess.equalize_histogram` (OpenCV's
+    ``equalizeHist``, as Liu et al. 2017 Sec. 5.1 use it), so on a gray image this is
+    exactly the classical equalisation.
     """
     yuv = tf.image.rgb_to_yuv(image / 255.0)
-    luma = tf.cast(tf.clip_by_value(tf.round(yuv[..., 0] * 255.0), 0.0, 255.0), tf.int32)
-    histogram = tf.math.bincount(tf.reshape(luma, [-1]), minlength=256, maxlength=256)
-    cdf = tf.cast(tf.cumsum(histogram), tf.float32)
-    cdf_min = tf.reduce_min(tf.where(histogram > 0, cdf, tf.reduce_max(cdf)))
-    denominator = tf.maximum(cdf[-1] - cdf_min, 1.0)  # a flat image stays as it is
-    lut = tf.round(255.0 * tf.maximum(cdf - cdf_min, 0.0) / denominator)
-    lut = tf.where(cdf[-1] > cdf_min, lut, tf.range(256, dtype=tf.float32))
-    new_luma = tf.gather(lut, luma) / 255.0
+    new_luma = equalize_histogram_levels(yuv[tf.newaxis, ..., 0] * 255.0)[0] / 255.0
     rgb = tf.image.yuv_to_rgb(tf.stack([new_luma, yuv[..., 1], yuv[..., 2]], axis=-1))
     return tf.clip_by_value(rgb * 255.0, 0.0, 255.0)
 
