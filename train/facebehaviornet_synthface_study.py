@@ -22,7 +22,6 @@ accuracy over the 17 AUs of Table 1); variants are compared seed by seed.
 Numbers from SynthFace are not claims about real faces.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -347,22 +346,18 @@ def write_page(frame, facts, seeds, page, plots, command, wall, cpu):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", type=Path, default=Path("runs") / "studies" / STUDY)
-    parser.add_argument("--data", type=Path, default=Path("prepared") / "studies" / STUDY)
-    parser.add_argument("--page", default=f"docs/results/{STUDY}_synthface.md",
-                        help="results page ('' skips the page and plot)")
+    from fermtl_tf.experiments.study import cpu_seconds, study_parser
+
+    parser = study_parser(STUDY, __doc__.splitlines()[0])
     parser.add_argument("--no-train", action="store_true",
                         help="write the page from the runs already scored; train nothing")
     args = parser.parse_args(argv)
-    from fermtl_tf.experiments.study import _cpu_seconds
 
     os.chdir(ROOT)
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     folder = prepare(args.data)
     frame = run(args.seeds, args.runs, folder, train=not args.no_train)
-    wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     if args.page:
         plots = write_plot(frame, Path("docs/results") / f"{STUDY}_synthface.png")
         command = "python train/facebehaviornet_synthface_study.py " + " ".join(

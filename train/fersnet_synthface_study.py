@@ -16,7 +16,6 @@ docs/results/fersnet_synthface.md with a plot. Finished runs are reused. Numbers
 SynthFace are not claims about CK+, Oulu-CASIA or MMI.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -32,11 +31,12 @@ import pandas as pd  # noqa: E402
 from fermtl_tf.experiments.study import (  # noqa: E402
     Evaluation,
     Variant,
-    _cpu_seconds,
     comparison_table,
+    cpu_seconds,
     measure,
     plot_study,
     run_study,
+    study_parser,
     t_interval,
 )
 
@@ -344,15 +344,11 @@ def accumulated_timing(runs_dir, wall_seconds, cpu_seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", default=f"runs/studies/{STUDY}")
-    parser.add_argument("--data", default=f"prepared/studies/{STUDY}")
-    parser.add_argument("--page", default=f"docs/results/{STUDY}_synthface.md")
+    parser = study_parser(STUDY, __doc__.split("\n\n")[0])
     parser.add_argument("--set", action="append", default=[],
                         help="extra config override for every run (calibration)")
     args = parser.parse_args(argv)
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     runs_dir, data_dir = Path(args.runs), Path(args.data)
     folder, light_cnn = prepare(data_dir)
     overrides = [*data_overrides(folder, light_cnn), *args.set]
@@ -368,14 +364,14 @@ def main(argv=None):
     page = None
     if args.page:
         grid = synthesis_grid(runs_dir, folder, args.seeds[0], GRID)
-    timing = accumulated_timing(runs_dir, time.perf_counter() - wall, _cpu_seconds() - cpu)
+    timing = accumulated_timing(runs_dir, time.perf_counter() - wall, cpu_seconds() - cpu)
     if args.page:
         command = "python " + " ".join(["train/fersnet_synthface_study.py", *sys.argv[1:]])
         page = str(write_page(Path(args.page), frame, table5, data_dir, timing, command, grid,
                               overrides))
     print(json.dumps({"study": STUDY, "seeds": args.seeds,
                       "wall_seconds": round(time.perf_counter() - wall, 1),
-                      "cpu_seconds": round(_cpu_seconds() - cpu, 1), "page": page}))
+                      "cpu_seconds": round(cpu_seconds() - cpu, 1), "page": page}))
     return 0
 
 

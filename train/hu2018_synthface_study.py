@@ -20,10 +20,8 @@ against RN(k). One command::
 Numbers from SynthFace are not claims about LSEMSW or 300-W.
 """
 
-import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -224,12 +222,6 @@ CAVEATS = [
     "whose test runs are also in the tables; the other seeds are untouched by the choice. "
     "A variant 'not distinguishable' from another is not shown equal to it.",
 ]
-
-
-def _cpu_seconds():
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def run_seconds(*frames):
@@ -441,12 +433,7 @@ def write_page(page, frame, sweep_frame, sweep_table, labels, folders, seeds, se
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", default=f"runs/studies/{STUDY}")
-    parser.add_argument("--data", default=f"prepared/studies/{STUDY}")
-    parser.add_argument("--page", default=f"docs/results/{STUDY}_synthface.md",
-                        help="page to write ('' skips the page and the plots)")
+    parser = study.study_parser(STUDY, __doc__.split("\n\n")[0])
     parser.add_argument("--no-train", action="store_true",
                         help="train nothing: write the page from the runs complete so far "
                              "and list the missing ones")
@@ -454,7 +441,7 @@ def main(argv=None):
                         help="runs trained at a time, one process and one thread each "
                              "(default 2: the two cores the study is sized for)")
     args = parser.parse_args(argv)
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), study.cpu_seconds()
 
     def log(message):
         print(message, flush=True)
@@ -484,7 +471,7 @@ def main(argv=None):
     frame = read_runs(pairs, test, runs_dir, log)
     missing = missing_runs(chosen, args.seeds, pairs, sweep_frame)
     frame.to_csv(runs_dir / "study.csv", index=False)
-    seconds = (time.perf_counter() - wall, _cpu_seconds() - cpu)
+    seconds = (time.perf_counter() - wall, study.cpu_seconds() - cpu)
     if args.page:
         command = " ".join(["python train/hu2018_synthface_study.py",
                             *(sys.argv[1:] if argv is None else argv)])
@@ -492,7 +479,7 @@ def main(argv=None):
                    seconds, command, missing)
     print(json.dumps({"study": STUDY, "seeds": args.seeds,
                       "wall_seconds": round(time.perf_counter() - wall, 1),
-                      "cpu_seconds": round(_cpu_seconds() - cpu, 1),
+                      "cpu_seconds": round(study.cpu_seconds() - cpu, 1),
                       "page": args.page or None}))
     return 0
 

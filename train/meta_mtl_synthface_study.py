@@ -19,7 +19,6 @@ epoch of MML) and Grad-CAM overlays of Fig. 4 (MTL and MML, seed 0).
 Numbers from SynthFace are not claims about RAF-CE or any real face.
 """
 
-import argparse
 import json
 import os
 import resource
@@ -44,6 +43,7 @@ from fermtl_tf.experiments.study import (  # noqa: E402
     paired_differences,
     plot_study,
     run_study,
+    study_parser,
 )
 
 STUDY = "meta_mtl"
@@ -317,12 +317,7 @@ shown" is not "no difference".
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "studies" / STUDY)
-    parser.add_argument("--data", type=Path, default=ROOT / "prepared" / "studies" / STUDY)
-    parser.add_argument("--page", default=str(ROOT / "docs" / "results" /
-                                              f"{STUDY}_synthface.md"))
+    parser = study_parser(STUDY, __doc__.splitlines()[0], ROOT)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
                         default=list(VARIANTS), help="a subset (calibration)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],

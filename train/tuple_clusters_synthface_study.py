@@ -20,7 +20,6 @@ embedding of one run.
 Numbers from SynthFace are not claims about real faces.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -36,11 +35,12 @@ from fermtl_tf.evaluation.reproduction import markdown_table  # noqa: E402
 from fermtl_tf.experiments.study import (  # noqa: E402
     Evaluation,
     Variant,
-    _cpu_seconds,
     comparison_table,
+    cpu_seconds,
     measure,
     plot_study,
     run_study,
+    study_parser,
 )
 
 STUDY = "tuple_clusters"
@@ -65,11 +65,7 @@ READING = "## Reading"
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "studies" / STUDY)
-    parser.add_argument("--data", type=Path, default=ROOT / "prepared" / "studies" / STUDY)
-    parser.add_argument("--page", default=str(ROOT / "docs" / "results" / f"{STUDY}_synthface.md"))
+    parser = study_parser(STUDY, __doc__.splitlines()[0], ROOT)
     parser.add_argument("--variants", nargs="+", choices=list(LABELS), default=list(LABELS),
                         help="only these variants (e.g. to share the runs between processes "
                              "with --page ''); the page lists the others as not run")
@@ -233,7 +229,7 @@ def kept_reading(page):
 
 def main(argv=None):
     args = parse_args(argv)
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     folder = prepare(args.data)
     overrides = [f"data.train.0.folder={folder}", f"data.validation.0.folder={folder}"]
     frame = run_study(variants(args.variants), args.seeds, [Evaluation("test", folder)], args.runs,
@@ -246,10 +242,10 @@ def main(argv=None):
             f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != [0, 1, 2] else "") + (
             f" --variants {' '.join(args.variants)}" if args.variants != list(LABELS) else "")
         page = str(write_page(args.page, frame, folder, command, time.perf_counter() - wall,
-                              _cpu_seconds() - cpu, args.seeds, plots))
+                              cpu_seconds() - cpu, args.seeds, plots))
     print(json.dumps({"study": STUDY, "seeds": args.seeds,
                       "wall_seconds": round(time.perf_counter() - wall, 1),
-                      "cpu_seconds": round(_cpu_seconds() - cpu, 1), "page": page}))
+                      "cpu_seconds": round(cpu_seconds() - cpu, 1), "page": page}))
     return 0
 
 

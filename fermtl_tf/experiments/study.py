@@ -17,6 +17,7 @@ over seeds. Nothing here knows a method: the study scripts in ``train/`` name va
 data and metrics.
 """
 
+import argparse
 import dataclasses
 import json
 import resource
@@ -55,24 +56,42 @@ class Evaluation:
     benchmark: str = "synthface"
 
 
-def _cpu_seconds():
+def cpu_seconds():
     """CPU time of this process and its finished children (user + system)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def study_parser(study, description, root=Path(".")):
+    """The options every study script shares (``fermtl-report --synthface`` passes them):
+    ``--seeds``, ``--runs`` (``runs/studies/<study>``), ``--data``
+    (``prepared/studies/<study>``) and ``--page`` (``docs/results/<study>_synthface.md``;
+    an empty string writes no page and no plot). Scripts add their own options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="training seeds (default: 0 1 2)")
+    parser.add_argument("--runs", type=Path, default=Path(root) / "runs" / "studies" / study,
+                        help="run folders (finished runs are reused)")
+    parser.add_argument("--data", type=Path, default=Path(root) / "prepared" / "studies" / study,
+                        help="prepared SynthFace folders (made when absent)")
+    parser.add_argument("--page", default=str(Path(root) / "docs" / "results" /
+                                              f"{study}_synthface.md"),
+                        help="results page ('' writes no page and no plot)")
+    return parser
+
+
 def _train_and_export(variant, seed, run_dir, overrides):
     """Train one (variant, seed) run and export it; returns (export folder, timing)."""
     from fermtl_tf.experiments.experiment import run_experiment
 
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     settings = [*overrides, *variant.overrides, f"seed={seed}"]
     result = run_experiment(variant.config, overrides=settings, output_dir=run_dir,
                             verbose=0, restart=True)
     export_dir = run_dir / "export"
     result.export(export_dir)
-    timing = {"wall_seconds": time.perf_counter() - wall, "cpu_seconds": _cpu_seconds() - cpu}
+    timing = {"wall_seconds": time.perf_counter() - wall, "cpu_seconds": cpu_seconds() - cpu}
     (run_dir / TIMING_FILE).write_text(json.dumps(timing))
     return export_dir, timing
 
