@@ -157,9 +157,14 @@ def test_pooled_sources_reads_every_source_once_per_epoch_in_full_batches(tmp_pa
                                    shuffle_buffer=1,
                                    train=[types.SimpleNamespace(folder=first, **vars(source)),
                                           types.SimpleNamespace(folder=second, **vars(source))]))
-    batches = list(pooled_sources(config))
-    assert len(batches) == (6 + 5) // 2
+    stream, steps = pooled_sources(config)
+    assert steps == (6 + 5) // 2
+    batches = list(stream.take(2 * steps).as_numpy_iterator())
     assert all(batch["image"].shape[0] == 2 for batch in batches)
+    # a run resumed at epoch 1 reads what the uninterrupted stream read in epoch 1
+    resumed = list(pooled_sources(config, first_epoch=1)[0].take(steps).as_numpy_iterator())
+    for a, b in zip(batches[steps:], resumed, strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])
 
 
 def test_synthesis_targets_with_and_without_the_source_expression():

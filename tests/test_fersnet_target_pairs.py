@@ -80,6 +80,23 @@ def test_every_epoch_draws_new_pairs_and_an_epoch_repeats_by_number():
     np.testing.assert_array_equal(again2, epoch2)
 
 
+def test_an_endless_stream_numbers_its_epochs_by_steps_as_iterations_do():
+    identities, expressions = [0, 1, 2, 0] * 16, [0, 0, 2, 1] * 16
+    per_iteration = _epochs(add_target_pairs(_batches(identities, expressions), _pool(),
+                                             seed=5), 3)
+    stream = add_target_pairs(_batches(identities, expressions).repeat(), _pool(), seed=5,
+                              steps_per_epoch=16)
+    drawn = np.concatenate([b["target_image"][:, 0, 0, 0]
+                            for b in stream.take(48).as_numpy_iterator()])
+    np.testing.assert_array_equal(drawn, np.concatenate(per_iteration))
+    # started at epoch 1 (a resumed run), the stream continues with epoch 1's draws
+    resumed = add_target_pairs(_batches(identities, expressions).repeat(), _pool(), seed=5,
+                               first_epoch=1, steps_per_epoch=16)
+    again = np.concatenate([b["target_image"][:, 0, 0, 0]
+                            for b in resumed.take(16).as_numpy_iterator()])
+    np.testing.assert_array_equal(again, per_iteration[1])
+
+
 @pytest.mark.parametrize("identity, expression", [(3, 1), (7, 0)])
 def test_unpairable_identity_is_a_clear_error(identity, expression):
     with pytest.raises(tf.errors.InvalidArgumentError, match="another expression"):

@@ -132,13 +132,16 @@ def _epoch_numbers(first_epoch):
                                           output_signature=tf.TensorSpec([], tf.int64))
 
 
-def add_target_pairs(dataset, pool, seed=0, first_epoch=0):
+def add_target_pairs(dataset, pool, seed=0, first_epoch=0, steps_per_epoch=None):
     """tf.data stage: batch dicts -> the same with ``target_image``, ``target_expression``.
 
     Every sample must carry an expression label (``expression_mask`` 1 where present):
     FERSNet's cycle loss (Eq. 8) translates the synthesis back to the source expression.
-    The draws of batch i of the n-th iteration of the result are a function of ``(seed,
-    first_epoch + n, i)`` only; pass the epoch a resumed run starts at as ``first_epoch``.
+    The draws of batch i of epoch e are a function of ``(seed, e, i)`` only; pass the
+    epoch a resumed run starts at as ``first_epoch``. Epochs are the iterations of
+    ``dataset`` (the n-th is epoch ``first_epoch + n``) or, with ``steps_per_epoch``, the
+    consecutive runs of that many batches of one endless ``dataset`` (the pipeline's
+    training stream, which ``fit`` reads with one iterator).
     """
     _check_keys(dataset.element_spec, "dataset")
     pool_images = tf.constant(pool.images)
@@ -158,7 +161,13 @@ def add_target_pairs(dataset, pool, seed=0, first_epoch=0):
         return {**batch, "target_expression": target,
                 "target_image": tf.cast(images, batch["image"].dtype)}
 
-    paired = tf.data.Dataset.zip(_epoch_numbers(first_epoch), dataset.enumerate()).map(pair)
+    if steps_per_epoch:
+        steps = tf.constant(int(steps_per_epoch), tf.int64)
+        numbered = dataset.enumerate().map(
+            lambda i, batch: (first_epoch + i // steps, (i % steps, batch)))
+    else:
+        numbered = tf.data.Dataset.zip(_epoch_numbers(first_epoch), dataset.enumerate())
+    paired = numbered.map(pair)
     if cardinality >= 0:  # the endless epoch stream hides the length Keras needs
         paired = paired.apply(tf.data.experimental.assert_cardinality(cardinality))
     return paired

@@ -244,11 +244,13 @@ def _check_augment(config, source):
 
 def training_input(spec, config, source="<config>"):
     """(training dataset, optimiser steps per epoch): the method's ``train_dataset`` hook
-    (its cardinality gives the steps), else (no hook, or it returns None) the configured
-    sources' batches."""
+    (its cardinality gives the steps, or it returns an endless stream with its steps),
+    else (no hook, or it returns None) the configured sources' batches."""
     hook = spec.resolve("train_dataset")
     first_epoch = resumed_epoch(config.output_dir)
     dataset = None if hook is None else hook(config, first_epoch)
+    if isinstance(dataset, tuple):  # (endless training stream, steps per epoch)
+        return dataset
     if dataset is None:
         steps = epoch_steps(config, source)
         return (make_datasets(config, config.data.train, training=True, steps=steps,

@@ -18,7 +18,9 @@ Hooks (each optional, each ``"module:function"``):
 * ``train_dataset(config, first_epoch) -> tf.data.Dataset``: the training input, when the
   method needs its own batches (identity-aware tuples) instead of the configured sources'
   batch dicts (None: use them after all); ``first_epoch`` is the epoch a resumed run
-  starts at.
+  starts at. A finite dataset is one epoch (read once per epoch); ``(dataset, steps)``
+  is an endless stream, read with one iterator, ``steps`` batches an epoch, starting
+  where a run resumed at ``first_epoch`` stands (FERSNet's target pairs).
 """
 
 import dataclasses

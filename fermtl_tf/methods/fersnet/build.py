@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from fermtl_tf.backbones.light_cnn import load_light_cnn_weights
-from fermtl_tf.data.pipeline import check_selection, make_dataset
+from fermtl_tf.data.pipeline import check_selection, count_records, make_dataset
 from fermtl_tf.data.target_pairs import TargetPool, add_target_pairs
 from fermtl_tf.methods.fersnet.grid import SynthesisGridCallback
 from fermtl_tf.methods.fersnet.model import FERSNetModel
@@ -90,10 +90,12 @@ def _selection(config, source):
             "normalization": config.data.normalization}
 
 
-def pooled_sources(config):
-    """One stream of batches drawn from every training source in proportion to its size
-    (FES-DA: the real training images and their syntheses, Zhao et al. §IV-D), each
-    source shuffled and augmented as configured; batches of the first source's size."""
+def pooled_sources(config, first_epoch=0):
+    """(endless stream of batches, steps per epoch): every training source drawn in
+    proportion to its size (FES-DA: the real training images and their syntheses, Zhao et
+    al. §IV-D), each source its shuffled and augmented training stream; batches of the
+    first source's size, an epoch one pass over all of them. A run resumed at
+    ``first_epoch`` skips the batches before it (decoded, then dropped: exact, not free)."""
     counts, streams = [], []
     for index, source in enumerate(config.data.train):
         selection = _selection(config, source)
@@ -109,7 +111,8 @@ def pooled_sources(config):
     batch_size = config.data.train[0].batch_size
     pooled = tf.data.Dataset.sample_from_datasets(
         streams, weights=[count / sum(counts) for count in counts], seed=config.seed)
-    return pooled.batch(batch_size, drop_remainder=True).take(sum(counts) // batch_size)
+    steps = sum(counts) // batch_size
+    return pooled.batch(batch_size, drop_remainder=True).skip(first_epoch * steps), steps
 
 
 def train_dataset(config, first_epoch=0):
@@ -117,20 +120,26 @@ def train_dataset(config, first_epoch=0):
 
     The pool of targets is the first training source read once without augmentation
     (centre crop); the batches are that source's, augmented as configured. Targets are
-    drawn per batch from ``config.seed``, the epoch (counted from ``first_epoch``, where a
-    resumed run starts) and the batch index. A recognition-only fine-tuning
+    drawn per batch from ``config.seed``, the epoch and the batch index. The batches are
+    the pipeline's endless training stream from where a run resumed at ``first_epoch``
+    stands; returned with the steps per epoch. A recognition-only fine-tuning
     (``train_synthesis: false``) needs no targets: every source, pooled.
     """
     if config.method.synthesis and not config.method.train_synthesis:
-        return pooled_sources(config)
+        return pooled_sources(config, first_epoch)
     source = config.data.train[0]
     selection = _selection(config, source)
     pool = TargetPool.from_dataset(make_dataset(**selection, batch_size=256, training=False))
+    steps = config.steps_per_epoch or count_records(
+        source.folder, source.split, folds=source.folds,
+        exclude_folds=source.exclude_folds) // source.batch_size
     batches = make_dataset(**selection, batch_size=source.batch_size, training=True,
                            augment=source.augment, shuffle_buffer=config.data.shuffle_buffer,
                            seed=config.seed, deterministic=config.deterministic,
-                           drop_remainder=True)
-    return add_target_pairs(batches, pool, seed=config.seed, first_epoch=first_epoch)
+                           drop_remainder=True, repeat=True,
+                           first_record=first_epoch * steps * source.batch_size)
+    return add_target_pairs(batches, pool, seed=config.seed, first_epoch=first_epoch,
+                            steps_per_epoch=steps), steps
 
 
 def callbacks(model, config, output_dir):
