@@ -271,9 +271,16 @@ def build_stacked_resnet(num_tasks=2, depth=34, width=64, input_shape=(96, 96, 3
     if resolve_implementation(implementation) == "loop":
         x = UnstackTasks(int(num_tasks), name="unstack_tasks")(x)
     if stem == "imagenet":
-        x = builder.conv_bn(x, width, 7, 2, "stem_conv")
+        # ReLU after the max-pool: max_pool(relu(x)) == relu(max_pool(x)) exactly (ReLU is
+        # monotonic), on a quarter of the elements. The order matters on TensorFlow 2.21:
+        # Grappler's arithmetic optimizer rewrites MaxPool(Relu(t)) for itself and, when t is
+        # output k > 0 of a multi-output op (the tf.split of a shared RN(k) stem), reads
+        # output 0 instead: in every compiled inference graph (fit's validation, predict)
+        # task 1 got task 0's stem features (tests/test_hu2018.py reproduces it).
+        x = builder.conv_bn(x, width, 7, 2, "stem_conv", relu=False)
         x = _pool(x, keras.layers.MaxPooling2D, "stem_pool", pool_size=3, strides=2,
                   padding="same")
+        x = _elementwise(keras.layers.ReLU(name="stem_conv_relu"), x)
     else:
         x = builder.conv_bn(x, width, 3, 1, "stem_conv")
     for stage, blocks in enumerate(STAGE_BLOCKS[depth], start=1):
