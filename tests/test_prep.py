@@ -306,6 +306,17 @@ def test_synthface_source_generates_then_imports(synthface_run):
     assert os.path.exists(out / "raw" / "labels.csv")
 
 
+def test_synthface_split_fractions_make_a_test_only_folder(tmp_path):
+    """``--split-fractions 0 0 1``: every identity in the test split (a held-out test set)."""
+    out = tmp_path / "prepared"
+    assert main(["synthface", "--out", str(out), "--identities", "4", "--size", "32",
+                 "--sequences-per-identity", "1", "--frames-per-sequence", "1",
+                 "--crop-from", "landmarks", "--quiet", "--split-fractions", "0", "0", "1"]) == 0
+    assert tfrecord.read_manifest(out)["splits"] == {"test": 4}
+    assert main(["synthface", "--out", str(tmp_path / "bad"), "--identities", "4", "--quiet",
+                 "--split-fractions", "0.5", "0", "0"]) != 0
+
+
 def test_mtcnn_keypoints_match_synthface_ground_truth(synthface_run):
     from fermtl_tf.data import face
     from fermtl_tf.data.image_io import read_image

@@ -77,6 +77,10 @@ A finished generation with the same settings is reused."""
         parser.add_argument("--raw-size", type=int, default=128, help="generated image size")
         parser.add_argument("--no-neutral", action="store_true",
                             help="leave neutral faces out of the basic vocabularies")
+        parser.add_argument("--split-fractions", type=float, nargs=3, default=(0.7, 0.15, 0.15),
+                            metavar=("TRAIN", "VAL", "TEST"),
+                            help="identity-disjoint split fractions (default 0.7 0.15 0.15; "
+                                 "0 0 1 makes a test-only folder of new identities)")
 
     def config(self, args):
         from fermtl_tf.data.synthface import SynthFaceConfig
@@ -93,6 +97,7 @@ A finished generation with the same settings is reused."""
                 image_size=args.raw_size,
                 image_format="png",
                 include_neutral=not args.no_neutral,
+                split_fractions=tuple(args.split_fractions),
             )
         except (TypeError, ValueError, KeyError) as error:
             raise PrepError(f"synthface: {error.args[0] if error.args else error}") from None
