@@ -102,6 +102,25 @@ def test_a_full_step_updates_both_sides_with_their_own_optimiser():
     np.testing.assert_allclose(float(logs["identity_weight"]), 0.5)  # no ramp: final λ4
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_running_statistics_come_from_the_real_faces_pass_only(compiled):
+    """After a step the batch-norm running statistics equal those a twin model gets from the
+    real-face pass alone (encoder on I, then G(z_t, I)): the cycle pass on the synthetic
+    faces uses batch statistics but does not move them."""
+    keras.utils.set_random_seed(3)
+    model, twin = _compiled(), _compiled()
+    twin.set_weights(model.get_weights())
+    batch = _batch(seed=5)
+    before = _values(model._running_statistics)
+    step = tf.function(model.train_step) if compiled else model.train_step
+    step(batch)
+    features = twin.encoder(batch["image"], training=True)
+    twin._generate(features["fes_features"], batch["target_expression"], training=True)
+    assert any(_changed(before, model._running_statistics))
+    for ours, expected in zip(model._running_statistics, twin._running_statistics, strict=True):
+        np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_total_loss_is_eq10_of_the_logged_terms():
     model = _compiled(identity_input_size=16, gan_weight=0.3, reconstruction_weight=1.0,
                       cycle_weight=0.5)
