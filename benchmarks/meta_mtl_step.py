@@ -74,13 +74,13 @@ def profile_by_part(step):
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    logdir = tempfile.mkdtemp(prefix="meta_mtl_profile_")
-    tf.profiler.experimental.start(logdir)
-    step()
-    tf.profiler.experimental.stop()
     space = xplane_pb2.XSpace()
-    with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as file:
-        space.ParseFromString(file.read())
+    with tempfile.TemporaryDirectory(prefix="meta_mtl_profile_") as logdir:
+        tf.profiler.experimental.start(logdir)
+        step()
+        tf.profiler.experimental.stop()
+        with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as file:
+            space.ParseFromString(file.read())
     parts, types_ = collections.Counter(), collections.Counter()
     for plane in space.planes:
         for line in plane.lines:
