@@ -22,6 +22,7 @@ from fermtl_tf.methods.meta_mtl.au_statistics import relatedness_table
 from fermtl_tf.methods.meta_mtl.build import build_model, serving_model
 from fermtl_tf.methods.meta_mtl.config import VARIANTS, MetaMTLConfig
 from fermtl_tf.methods.meta_mtl.model import MetaMTLModel
+from fermtl_tf.training.step_cost import step_flops
 
 CLASSES, AUS, INPUTS, FEATURES, BATCH = 3, 4, 5, 3, 6
 LR = {"backbone": 0.25, "classifiers": 0.5, "meta": 0.125}  # exact in float32
@@ -53,12 +54,12 @@ def table():
     return np.random.default_rng(7).uniform(0, 1, (CLASSES, AUS)) * [[1, 0, 1, 1]]
 
 
-def linear_model(first_order=False, meta_terms=("au", "am"), seed=0):
+def linear_model(first_order=False, meta_terms=("au", "am"), seed=0, lookahead="base_net"):
     keras.utils.set_random_seed(seed)
     images = keras.Input((INPUTS,), name="image")
     backbone = keras.Model(images, keras.layers.Dense(FEATURES, activation="tanh")(images))
     model = MetaMTLModel(backbone, CLASSES, AUS, relatedness=table(), meta_terms=meta_terms,
-                         learning_rates=LR, first_order=first_order)
+                         learning_rates=LR, first_order=first_order, lookahead=lookahead)
     model.compile()
     # A non-zero meta net, so that the gradient through the weights is not special.
     kernel, bias = model.meta_net.trainable_variables
@@ -95,15 +96,16 @@ def reference_total(theta, psi, batch, first_order_grads=None):
             + tf.reduce_mean(weights[:, 1] * am))
 
 
-def reference_val_loss(theta, psi, train, meta, first_order=False):
-    """L_val(theta*) with theta* = theta - alpha grad L_MTL (Eq. 13), alpha per group."""
+def reference_val_loss(theta, psi, train, meta, first_order=False, lookahead="base_net"):
+    """L_val(theta*) with theta* = theta - alpha grad L_MTL (Eq. 13), alpha per group; the
+    ``classifiers`` departure is alpha = 0 for the backbone."""
     with tf.GradientTape() as tape:
         tape.watch(theta)
         total = reference_total(theta, psi, train)
     gradients = tape.gradient(total, theta)
     if first_order:
         gradients = first_order_gradients(theta, psi, train)
-    rates = [LR["backbone"]] * 2 + [LR["classifiers"]] * 4
+    rates = [LR["backbone"] * (lookahead == "base_net")] * 2 + [LR["classifiers"]] * 4
     star = [v - r * g for v, r, g in zip(theta, rates, gradients, strict=True)]
     features = tf.tanh(meta["image"] @ star[0] + star[1])
     logits = features @ star[2] + star[3]
@@ -131,7 +133,8 @@ def first_order_gradients(theta, psi, train):
     return total
 
 
-def finite_difference(theta, psi, train, meta, first_order=False, step=1e-6):
+def finite_difference(theta, psi, train, meta, first_order=False, step=1e-6,
+                      lookahead="base_net"):
     gradients = []
     for index, variable in enumerate(psi):
         flat = variable.numpy().ravel()
@@ -143,30 +146,33 @@ def finite_difference(theta, psi, train, meta, first_order=False, step=1e-6):
                 moved[i] += sign * step
                 trial = list(psi)
                 trial[index] = tf.constant(moved.reshape(variable.shape))
-                shifted.append(reference_val_loss(theta, trial, train, meta, first_order))
+                shifted.append(reference_val_loss(theta, trial, train, meta, first_order,
+                                                  lookahead))
             grad[i] = (shifted[0] - shifted[1]) / (2 * step)
         gradients.append(grad.reshape(variable.shape))
     return gradients
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_meta_gradient_matches_finite_differences(float64, first_order):
-    model = linear_model(first_order=first_order)
+@pytest.mark.parametrize("lookahead", ["base_net", "classifiers"])
+def test_meta_gradient_matches_finite_differences(float64, first_order, lookahead):
+    model = linear_model(first_order=first_order, lookahead=lookahead)
     train, meta = make_batch(1), make_batch(2)
     theta, psi = values(model.base_variables), values(model.meta_net.trainable_variables)
     val_loss, gradients = model.meta_gradient(train, meta)
-    assert float(val_loss) == pytest.approx(reference_val_loss(theta, psi, train, meta,
-                                                                first_order), rel=1e-12)
-    expected = finite_difference(theta, psi, train, meta, first_order)
+    assert float(val_loss) == pytest.approx(reference_val_loss(
+        theta, psi, train, meta, first_order, lookahead), rel=1e-12)
+    expected = finite_difference(theta, psi, train, meta, first_order, lookahead=lookahead)
     for got, want in zip(gradients, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
     assert max(np.abs(g).max() for g in expected) > 1e-4  # the check is not vacuous
 
 
-def test_first_order_differs_from_exact(float64):
+@pytest.mark.parametrize("departure", [{"first_order": True}, {"lookahead": "classifiers"}])
+def test_departures_differ_from_exact(float64, departure):
     train, meta = make_batch(1), make_batch(2)
     exact = linear_model().meta_gradient(train, meta)[1]
-    approx = linear_model(first_order=True).meta_gradient(train, meta)[1]
+    approx = linear_model(**departure).meta_gradient(train, meta)[1]
     assert not np.allclose(exact[0], approx[0], rtol=1e-3)
 
 
@@ -380,3 +386,63 @@ def test_init_from_loads_backbone_weights_and_names_the_key(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(ValueError, match="method.init_from"):
         build_model(tiny_config(init_from=str(tmp_path / "missing.weights.h5")), tiny_data())
+
+
+# -- cost: the passes of one iteration, counted from the compiled step's graph -------------
+
+
+def conv_flops_of_layers(backbone, batch):
+    """FLOPs of each Conv2D layer's forward for ``batch`` images, from the layer shapes."""
+    flops = []
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, channels = layer.output.shape
+            kh, kw, inputs, _ = layer.kernel.shape
+            flops.append(2 * batch * height * width * channels * kh * kw * inputs)
+    return flops
+
+
+@pytest.mark.parametrize("variant", ["mtl", "mml", "mml_classifiers"])
+def test_step_makes_exactly_the_passes_of_its_algorithm(variant):
+    """MML (Eq. 12-17) = forward and backward of the train batch (look-ahead), forward and
+    backward of the meta batch at theta*, one second-order pass (the transpose of the
+    look-ahead backward: two convolutions per layer, one for the first layer, whose input
+    has no tangent), one more train backward (base-learning, the phase (i) forward reused).
+    ``lookahead="classifiers"``: the two forwards and the base-learning backward only.
+    Traditional MTL: one forward, one backward. No input gradient for the first layer."""
+    keras.utils.set_random_seed(0)
+    images = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, strides=2)(images)
+    x = keras.layers.Conv2D(6, 3, padding="same")(keras.layers.BatchNormalization()(x))
+    backbone = keras.Model(images, keras.layers.GlobalAveragePooling2D()(x))
+    terms, meta_terms = VARIANTS[variant.split("_")[0]]
+    relatedness = relatedness_table(tiny_data().expression_vocabulary, tiny_data().au_names)
+    model = MetaMTLModel(backbone, CLASSES, AUS, relatedness=relatedness, terms=terms,
+                         meta_terms=meta_terms,
+                         lookahead="classifiers" if variant.endswith("classifiers") else "base_net")
+    model.compile()
+    step = {"train": make_batch(1, 4, "float32", (16, 16, 3)),
+            "meta": make_batch(2, 4, "float32", (16, 16, 3))}
+    graph = tf.function(lambda: model.train_step(step)).get_concrete_function().graph
+    by_type = step_flops(graph)
+    per_layer = conv_flops_of_layers(backbone, 4)
+    forward, first = sum(per_layer), per_layer[0]
+    # (Conv2D passes, first layers skipped in them, filter-gradient passes, input-gradient
+    # passes); the second-order pass in MML (base net look-ahead) only
+    passes, skipped, filters, inputs = {"mtl": (1, 0, 1, 1), "mml": (4, 1, 3, 3),
+                                        "mml_classifiers": (2, 0, 1, 1)}[variant]
+    assert by_type["Conv2D"] == passes * forward - skipped * first
+    assert by_type["Conv2DBackpropFilter"] == filters * forward
+    assert by_type["Conv2DBackpropInput"] == inputs * (forward - first)
+    if variant != "mtl":  # the name scopes that attribute a step's time to its phases
+        scoped = step_flops(graph, scope_and_type)
+        assert scoped["meta_train", "Conv2D"] == scoped["meta_test", "Conv2D"] == forward
+        second_order = {t: v for (s, t), v in scoped.items()
+                        if s == "second_order" and t.startswith("Conv")}
+        assert second_order == ({"Conv2D": 2 * forward - first} if variant == "mml" else {})
+
+
+def scope_and_type(op):
+    """(outermost name scope, or "second_order" for a gradient of a gradient; op type)."""
+    second = op.name.startswith("gradient_tape/gradient_tape/")
+    return ("second_order" if second else op.name.split("/")[0]), op.type

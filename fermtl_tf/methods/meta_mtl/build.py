@@ -39,7 +39,8 @@ def build_model(config, data):
         learning_rates={"backbone": method.backbone_learning_rate,
                         "classifiers": config.optimizer.learning_rate,
                         "meta": method.meta_learning_rate},
-        momentum=method.momentum, first_order=method.first_order, name="meta_mtl")
+        momentum=method.momentum, first_order=method.first_order, lookahead=method.lookahead,
+        name="meta_mtl")
 
 
 def serving_model(model):

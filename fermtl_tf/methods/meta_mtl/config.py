@@ -45,6 +45,9 @@ class MetaMTLConfig:
             docs/FIDELITY.md.
         au_reduction: Eq. 1 over a sample's annotated AUs: ``"sum"`` (printed) or ``"mean"``.
         first_order: batch-level look-ahead gradients (a departure; default off).
+        lookahead: what theta* of Eq. 13 steps: ``"base_net"`` (the paper) or
+            ``"classifiers"`` (a departure: the meta gradient skips the backbone, about 2.5x
+            cheaper per iteration; docs/FIDELITY.md).
         backbone_learning_rate, meta_learning_rate: §5.2 (0.001, 0.01); the classifiers
             use the experiment's ``optimizer.learning_rate`` (§5.2: 0.01).
         momentum: SGD momentum of the backbone and meta optimisers (§5.2 gives none).
@@ -65,6 +68,7 @@ class MetaMTLConfig:
     dm1_form: Literal["bernoulli", "printed"] = "bernoulli"
     au_reduction: Literal["sum", "mean"] = "sum"
     first_order: bool = False
+    lookahead: Literal["base_net", "classifiers"] = "base_net"
     backbone_learning_rate: float = 0.001
     meta_learning_rate: float = 0.01
     momentum: float = 0.0
