@@ -11,6 +11,12 @@ prefixed ``fwd``/``bwd`` (ops under ``gradient_tape/``); ``kinds`` splits the sa
 into convolutions (forward, input gradient, filter gradient) and everything else by op
 type. The encoder's forward and backward cover both passes of the step (on I and, for
 the cycle loss, on G(z_t, I)); the discriminator's cover its three calls.
+
+``gmac`` counts the multiply-adds of the convolutions (forward, input and filter
+gradients) and matrix products the compiled step runs: the ops of its graph that feed an
+output or a stateful op (an optimiser or moving-statistics update), which is what
+TensorFlow keeps; a lower bound on the step's work that no scheduling removes.
+``--count-only`` prints it without running a step.
 """
 
 import argparse
@@ -27,11 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fersnet_step import VARIANTS, benchmark_model  # noqa: E402 (benchmarks/, beside this)
 
 
-def traced_step(variant, size, batch, logdir):
+def traced_step(model, data, logdir):
     """Warm up, then trace one step into ``logdir``; that step's wall seconds."""
     import tensorflow as tf
 
-    model, data = benchmark_model(variant, size, batch)
     step = tf.function(model.train_step)
     float(step(data)["loss"])
     tf.profiler.experimental.start(logdir)
@@ -40,6 +45,43 @@ def traced_step(variant, size, batch, logdir):
     seconds = time.perf_counter() - start
     tf.profiler.experimental.stop()
     return seconds
+
+
+def _multiply_adds(op):
+    """Multiply-adds of one convolution, convolution gradient or matrix product op."""
+    import numpy as np
+
+    def dims(tensor):
+        return tensor.shape.as_list()
+
+    if op.type == "Conv2D":  # output elements x kh kw C_in
+        return np.prod(dims(op.outputs[0])) * np.prod(dims(op.inputs[1])[:3])
+    if op.type in ("Conv2DBackpropInput", "Conv2DBackpropFilter"):  # dy elements x kh kw C_in
+        kernel = op.inputs[1] if op.type == "Conv2DBackpropInput" else op.outputs[0]
+        return np.prod(dims(op.inputs[2])) * np.prod(dims(kernel)[:3])
+    if op.type == "MatMul":
+        inner = dims(op.inputs[0])[0 if op.get_attr("transpose_a") else 1]
+        return np.prod(dims(op.outputs[0])) * inner
+    return 0
+
+
+def step_multiply_adds(model, data):
+    """Giga multiply-adds by op type of the ops the compiled step runs (see module doc)."""
+    import tensorflow as tf
+
+    graph = tf.function(model.train_step).get_concrete_function(data).graph
+    pending = [t.op for t in graph.outputs] + list(graph.control_outputs)
+    pending += [op for op in graph.get_operations() if op._is_stateful]
+    kept = set()
+    while pending:
+        op = pending.pop()
+        if op not in kept:
+            kept.add(op)
+            pending += [t.op for t in op.inputs] + list(op.control_inputs)
+    counts = collections.Counter()
+    for op in kept:
+        counts[op.type] += _multiply_adds(op) / 1e9
+    return {key: round(float(value), 1) for key, value in counts.items() if value}
 
 
 def op_times(logdir):
@@ -84,13 +126,19 @@ def main(argv=None):
     parser.add_argument("--variant", choices=VARIANTS, default="fersnet")
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--count-only", action="store_true",
+                        help="only count the multiply-adds; run no step")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as logdir:
-        seconds = traced_step(args.variant, args.size, args.batch, logdir)
-        summary = summarise(op_times(logdir))
+    model, data = benchmark_model(args.variant, args.size, args.batch)
+    gmac = step_multiply_adds(model, data)
+    summary = {}
+    if not args.count_only:
+        with tempfile.TemporaryDirectory() as logdir:
+            seconds = traced_step(model, data, logdir)
+            summary = {"traced_step_s": round(seconds, 3), **summarise(op_times(logdir))}
     print(json.dumps({"benchmark": "fersnet_step_profile", "variant": args.variant,
-                      "input": args.size, "batch": args.batch,
-                      "traced_step_s": round(seconds, 3), **summary,
+                      "input": args.size, "batch": args.batch, "gmac": gmac,
+                      "gmac_total": round(sum(gmac.values()), 1), **summary,
                       "intra_op_threads": os.environ.get("TF_NUM_INTRAOP_THREADS", "default"),
                       "load_average_1min": round(os.getloadavg()[0], 2)}))
     return 0
