@@ -3,8 +3,9 @@ pass over NHWC float32 maps runs as TensorFlow's one fused kernel.
 
 Keras 3 normalises in training mode with separate ops (moments: mean, squared difference,
 mean; then subtract, rsqrt, multiply, add) and differentiates each of them; on CPU these
-memory-bound passes over every activation cost about a third of a FERSNet or classifier
-training step at 96x96 (benchmarks/fersnet_step_profile.py). ``FusedBatchNormV3``
+memory-bound passes over every activation took a quarter of a FERSNet training step at
+96x96 (benchmarks/fersnet_step_profile.py); with the fused kernel the step is about 30 %
+cheaper (benchmarks/fersnet_step.py). ``FusedBatchNormV3``
 computes the same function, y = γ (x − μ_B) / sqrt(σ²_B + ε) + β with the batch mean and
 *biased* batch variance, in one pass and its gradient (through μ_B and σ²_B) in one more.
 """

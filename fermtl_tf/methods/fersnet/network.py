@@ -13,8 +13,8 @@
 
 Each is a functional model, so every weight exists as soon as it is built; the model of
 ``model.py`` composes them. Batch normalisation is Keras's, computed in training mode by
-the fused kernel (``layers/fused_batch_norm``: same function, about a third of a step
-cheaper on CPU). Widths the paper does not give are arguments (defaults and
+the fused kernel (``layers/fused_batch_norm``: the same function; a FERSNet step is about
+30 % cheaper on CPU). Widths the paper does not give are arguments (defaults and
 reasons in docs/FIDELITY.md, "FERSNet").
 """
 
