@@ -1,9 +1,8 @@
 """Keras layers for multi-task sharing: stacked-task layers, gradient reversal (and its
-schedule callback), cross-stitch, ConvFLU; a fused-kernel batch normalisation."""
+schedule callback), cross-stitch, ConvFLU."""
 
 from fermtl_tf.layers.convflu import ConvFLU
 from fermtl_tf.layers.cross_stitch import CrossStitch
-from fermtl_tf.layers.fused_batch_norm import FusedBatchNormalization
 from fermtl_tf.layers.gradient_reversal import (
     GradientReversal,
     GradientReversalSchedule,
@@ -16,7 +15,6 @@ from fermtl_tf.layers.stacked_dense import StackedDense
 __all__ = [
     "ConvFLU",
     "CrossStitch",
-    "FusedBatchNormalization",
     "GradientReversal",
     "GradientReversalSchedule",
     "StackedBatchNormalization",

@@ -12,15 +12,13 @@
 * :func:`discriminator`: the conditional PatchGAN D(z_t, I) (Isola et al. 2017).
 
 Each is a functional model, so every weight exists as soon as it is built; the model of
-``model.py`` composes them. Batch normalisation is Keras's, computed in training mode by
-the fused kernel (``layers/fused_batch_norm``: the same function; a FERSNet step is about
-30 % cheaper on CPU). Widths the paper does not give are arguments (defaults and
+``model.py`` composes them. Widths the paper does not give are arguments (defaults and
 reasons in docs/FIDELITY.md, "FERSNet").
 """
 
 import keras
 
-from fermtl_tf.layers import ConvFLU, FusedBatchNormalization
+from fermtl_tf.layers import ConvFLU
 
 #: encoder sharing modes: ConvFLU soft sharing, one shared branch, FER branch alone.
 SHARING_MODES = ("convflu", "hard", "none")
@@ -32,7 +30,7 @@ def conv_block(x, filters, momentum, name):
     for index in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                 name=f"{name}_conv{index}")(x)
-        x = FusedBatchNormalization(momentum=momentum, name=f"{name}_bn{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn{index}")(x)
         x = keras.layers.ReLU(name=f"{name}_relu{index}")(x)
     return x
 
@@ -108,7 +106,7 @@ def transformer(num_classes, feature_size, channels, upsamplings=1, momentum=0.9
     for index in range(1, int(upsamplings) + 1):
         x = keras.layers.Conv2DTranspose(channels, 2, strides=2, use_bias=False,
                                          name=f"deconv{index}")(x)
-        x = FusedBatchNormalization(momentum=momentum, name=f"bn{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=momentum, name=f"bn{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
     return keras.Model(label, x, name=name)
 
@@ -124,7 +122,7 @@ def decoder(input_shape, widths, output_activation="tanh", momentum=0.9, name="d
         x = conv_block(x, filters, momentum, f"dec_block{index}")
         x = keras.layers.Conv2DTranspose(filters, 2, strides=2, use_bias=False,
                                          name=f"dec_block{index}_deconv")(x)
-        x = FusedBatchNormalization(momentum=momentum, name=f"dec_block{index}_bn3")(x)
+        x = keras.layers.BatchNormalization(momentum=momentum, name=f"dec_block{index}_bn3")(x)
         x = keras.layers.ReLU(name=f"dec_block{index}_relu3")(x)
     image = keras.layers.Conv2D(3, 3, padding="same", activation=output_activation,
                                 name="to_image")(x)
@@ -149,7 +147,7 @@ def discriminator(image_shape, num_classes, widths, momentum=0.9, name="discrimi
         x = keras.layers.Conv2D(filters, 4, strides=1 if last else 2, padding="same",
                                 use_bias=index == 1, name=f"d_conv{index}")(x)
         if index > 1:
-            x = FusedBatchNormalization(momentum=momentum, name=f"d_bn{index}")(x)
+            x = keras.layers.BatchNormalization(momentum=momentum, name=f"d_bn{index}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"d_lrelu{index}")(x)
     logits = keras.layers.Conv2D(1, 4, padding="same", name="patch_logits")(x)
     return keras.Model([images, label], logits, name=name)
