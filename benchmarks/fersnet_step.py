@@ -25,8 +25,8 @@ import _step_timing  # noqa: E402 (benchmarks/, beside this script)
 VARIANTS = ("classifier", "fersnet")
 
 
-def time_variant(args):
-    """Child process: build one model, warm up, return its timed step seconds."""
+def benchmark_model(variant, size, batch):
+    """The compiled model of ``variant`` and one random batch with target pairs."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -34,20 +34,26 @@ def time_variant(args):
     from fermtl_tf.methods.fersnet.model import FERSNetModel
 
     keras.utils.set_random_seed(0)
-    fersnet = args.variant == "fersnet"
-    model = FERSNetModel(num_classes=7, image_size=(args.size, args.size),
+    fersnet = variant == "fersnet"
+    model = FERSNetModel(num_classes=7, image_size=(size, size),
                          sharing="convflu" if fersnet else "none", synthesis=fersnet,
                          identity_input_size=128 if fersnet else None)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   discriminator_optimizer=keras.optimizers.Adam(1e-3) if fersnet else None)
     rng = np.random.default_rng(0)
-    shape = (args.batch, args.size, args.size, 3)
+    shape = (batch, size, size, 3)
     data = {"image": rng.uniform(-1, 1, shape), "target_image": rng.uniform(-1, 1, shape),
-            "expression": rng.integers(0, 7, args.batch),
-            "target_expression": rng.integers(0, 7, args.batch),
-            "expression_mask": np.ones(args.batch)}
+            "expression": rng.integers(0, 7, batch),
+            "target_expression": rng.integers(0, 7, batch),
+            "expression_mask": np.ones(batch)}
     labels = ("expression", "target_expression")
-    data = {k: tf.constant(v, tf.int32 if k in labels else tf.float32) for k, v in data.items()}
+    return model, {k: tf.constant(v, tf.int32 if k in labels else tf.float32)
+                   for k, v in data.items()}
+
+
+def time_variant(args):
+    """Child process: build one model, warm up, return its timed step seconds."""
+    model, data = benchmark_model(args.variant, args.size, args.batch)
     return {"variant": args.variant, **_step_timing.time_train_step(model, data, args.warmup,
                                                                      args.steps)}
 
