@@ -387,6 +387,18 @@ def test_exact_path_on_a_moderately_conditioned_matrix_uses_eigh(small_polar_siz
     np.testing.assert_allclose(grad, numpy_polar(a), atol=1e-4)
 
 
+def test_exact_path_on_a_decayed_spectrum_goes_to_eigh_without_eigvalsh(small_polar_size,
+                                                                         monkeypatch):
+    # Stable rank ~1.1 < POLAR_MIN_RATIO² k = 1.92: σ_min < 0.2 σ_max is certain before any
+    # eigenvalue is computed.
+    forbid(monkeypatch, "_eigvalsh_parts")
+    sigma = np.concatenate([[1.0, 0.3], np.geomspace(0.05, 0.01, SMALL_POLAR - 2)])
+    a = with_spectrum((120, SMALL_POLAR), sigma, seed=27)
+    value, grad = matrix_value_and_gradient(a.astype(np.float32))
+    np.testing.assert_allclose(value, sigma.sum(), rtol=1e-5)
+    np.testing.assert_allclose(grad, numpy_polar(a), atol=1e-3)
+
+
 def test_exact_path_runs_inside_a_compiled_function(small_polar_size):
     a = with_spectrum((130, SMALL_POLAR), np.linspace(1.5, 0.6, SMALL_POLAR), seed=23)
     x = tf.Variable(a.astype(np.float32))

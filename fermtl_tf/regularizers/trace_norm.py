@@ -41,8 +41,10 @@ tolerance. When σ_min >= ``POLAR_MIN_RATIO`` · σ_max (freshly initialised ker
 for the 4608 x 1024 TT unfolding of a 512-channel kernel, 0.62 for its 9216 x 512 Tucker
 ones) P comes from scaled Newton-Schulz steps (Chen & Chow 2014; matrix products only) on the
 interval [σ_min, σ_max] that ``eigvalsh`` gives exactly, run until every singular direction of
-``A P`` is within ``100 eps`` (1.2e-5 in float32) of U Vᵀ's. Otherwise ``eigh`` as above. Same
-value and gradient up to rounding: not an approximation.
+``A P`` is within ``100 eps`` (1.2e-5 in float32) of U Vᵀ's. Otherwise ``eigh`` as above; a
+spectrum whose stable rank ``tr G / λ_max`` rules out σ_min >= ``POLAR_MIN_RATIO`` · σ_max
+(a decayed one) goes to ``eigh`` without the ``eigvalsh``. Same value and gradient up to
+rounding: not an approximation.
 
 Randomized SVD (Halko et al. 2011, see ``randomized_svd.py``; §2.2: "a fast randomized SVD
 works well in practice"). An unfolding A (k = min(m, n)) whose k exceeds l = rank + oversampling
@@ -212,12 +214,34 @@ def _exact_parts(a, rtol):
 
 def _polar_parts(a, rtol):
     """``_spectral_parts`` without eigenvectors where the spectrum allows (module docstring,
-    "Exact path without eigenvectors"): the singular values from ``eigvalsh`` of the Gram
-    matrix G give the value, and, when σ_min >= ``POLAR_MIN_RATIO`` · σ_max (so no singular
-    value is below the zero tolerance either), ``P = G^(-1/2)`` comes from scaled
-    Newton-Schulz steps (matrix products only); otherwise ``eigh`` as in
-    ``_spectral_parts``. One branch of the ``tf.cond`` runs."""
+    "Exact path without eigenvectors"). A spectrum that cannot be well conditioned (stable
+    rank ``tr G / λ_max`` below ``POLAR_MIN_RATIO² k``, with a power estimate of λ_max that
+    can only overstate it) goes to ``eigh`` at once; the others to ``_eigvalsh_parts``. One
+    branch of the ``tf.cond`` runs."""
     gram, tall = _gram(a)
+    k = int(gram.shape[0])
+    may_be_well_conditioned = (tf.linalg.trace(gram)
+                               >= POLAR_MIN_RATIO ** 2 * k * _largest_eigenvalue_estimate(gram))
+    value, projector = tf.cond(may_be_well_conditioned, lambda: _eigvalsh_parts(gram, rtol),
+                               lambda: _eigh_parts(gram, rtol))
+    return value, projector, tall
+
+
+def _largest_eigenvalue_estimate(gram, iterations=3):
+    """``‖G x_i‖`` after ``iterations`` normalised power steps from a fixed random x: at most
+    λ_max of the PSD matrix G (a lower estimate), cheap on the small Gram matrix."""
+    x = tf.random.stateless_normal((int(gram.shape[0]), 1), seed=(0, 0), dtype=gram.dtype)
+    for _ in range(iterations):
+        x = tf.math.divide_no_nan(x, tf.norm(x))
+        x = tf.matmul(gram, x)
+    return tf.norm(x)
+
+
+def _eigvalsh_parts(gram, rtol):
+    """``(Σ kept σ, P)``: the singular values from ``eigvalsh`` of the Gram matrix G give the
+    value, and, when σ_min >= ``POLAR_MIN_RATIO`` · σ_max (so no singular value is below the
+    zero tolerance either), ``P = G^(-1/2)`` comes from scaled Newton-Schulz steps (matrix
+    products only); otherwise ``eigh`` as in ``_spectral_parts``."""
     k = int(gram.shape[0])
     sigma = tf.sqrt(tf.maximum(tf.linalg.eigvalsh(gram), 0.0))  # ascending
     sigma_max = sigma[-1]
@@ -229,8 +253,7 @@ def _polar_parts(a, rtol):
         value = tf.reduce_sum(tf.where(sigma > tol, sigma, tf.zeros_like(sigma)))
         return value, _inverse_sqrt(gram, sigma_max, lower)
 
-    value, projector = tf.cond(well_conditioned, newton_schulz, lambda: _eigh_parts(gram, rtol))
-    return value, projector, tall
+    return tf.cond(well_conditioned, newton_schulz, lambda: _eigh_parts(gram, rtol))
 
 
 def _newton_schulz_coefficients(lower):
