@@ -7,21 +7,33 @@ global average pooling and a ``StackedDense`` 13-way head; no shortcuts or batch
 overhead question only needs the 33 kernels). A step = forward, softmax cross-entropy (+ the
 regulariser on all 33 kernels), backward and an SGD update, compiled with ``tf.function``.
 
-Configurations: no regulariser; LAF / Tucker / TT with exact SVD, with ``randomized`` (the
-certified estimate: sketched where within ``--tolerance`` of the trace norm, else exact) and
-with ``randomized_fixed`` (the top-``rank`` estimate); ``--methods`` / ``--svd`` select. The
+Configurations: no regulariser; LAF / Tucker / TT with exact SVD (``exact_eigh``: the exact
+path with ``eigh`` on every Gram matrix, as before the eigenvector-free route), with
+``randomized`` (the certified estimate: sketched where within ``--tolerance`` of the trace
+norm, else exact) and with ``randomized_fixed`` (the top-``rank`` estimate); ``--methods`` /
+``--svd`` select. The
 steps are timed round-robin (one step of each configuration per round) so that background
 load on a shared machine affects all of them alike; medians are reported, and the ratio
 ``step / step_without``. Targets (issue 9b): <= 1.10 for LAF, <= 1.25 for Tucker and TT with
 randomized SVD. Also reported: the regulariser alone (value + gradient for the 33 kernels).
 
+Kernels (``--kernels``): ``init`` (Keras' initialiser: flat spectra, where the certified
+``randomized`` mode must fall back to exact), or ``lowrank_noise<s>``, a *synthetic* stand-in
+for kernels the trace norm has compressed: each kernel replaced by
+``trace_norm_accuracy.low_rank_noise`` (Tucker core rank ``--core-rank`` per mode + Gaussian
+noise of relative Frobenius norm s) scaled to the initial kernel's Frobenius norm; the
+optimiser's learning rate is then 0 (the update is still computed and applied) so that the
+kernels keep that spectrum for every timed step.
+
     .venv/bin/python benchmarks/trace_norm_overhead.py [--batch 16] [--rounds 5] [--rank 32]
-        [--methods laf,tucker,tt] [--svd exact,randomized,randomized_fixed]
+        [--methods laf,tucker,tt] [--svd exact,exact_eigh,randomized,randomized_fixed]
+        [--kernels init|lowrank_noise0.001] [--core-rank 8]
 
 Prints one JSON object.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -32,9 +44,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from trace_norm_accuracy import low_rank_noise  # noqa: E402  (sibling script)
 
 from fermtl_tf.layers import StackedConv2D, StackedDense  # noqa: E402
-from fermtl_tf.regularizers import TensorTraceNorm  # noqa: E402
+from fermtl_tf.regularizers import TensorTraceNorm, trace_norm  # noqa: E402
 
 TASKS = 2
 PLAN = [(64, 7), (128, 8), (256, 12), (512, 6)]
@@ -64,12 +77,41 @@ def forward(convs, head, images):
     return head(tf.reduce_mean(x, axis=[2, 3]))
 
 
-def make_step(regularizer, images, labels, implementation):
+def decay_kernels(convs, kernels, core_rank):
+    """Replace every kernel by a low-rank + noise tensor of the same Frobenius norm (module
+    docstring); ``kernels="init"`` leaves them as initialised."""
+    if kernels == "init":
+        return
+    if not kernels.startswith("lowrank_noise"):
+        raise SystemExit(f"--kernels: init or lowrank_noise<relative noise>; got {kernels!r}")
+    noise = float(kernels[len("lowrank_noise"):])
+    rng = np.random.default_rng(0)
+    for conv in convs:
+        initial = conv.kernel.numpy()
+        decayed = low_rank_noise(initial.shape, core_rank, noise, rng)
+        conv.kernel.assign((decayed * np.linalg.norm(initial) / np.linalg.norm(decayed))
+                           .astype(initial.dtype))
+
+
+@contextlib.contextmanager
+def eigh_only(active):
+    """While tracing ``svd="exact_eigh"``: the exact path as it was before the eigenvector-free
+    route, ``eigh`` on every Gram matrix (``trace_norm.POLAR_MIN_SIZE`` raised)."""
+    saved = trace_norm.POLAR_MIN_SIZE
+    trace_norm.POLAR_MIN_SIZE = 2 ** 62 if active else saved
+    try:
+        yield
+    finally:
+        trace_norm.POLAR_MIN_SIZE = saved
+
+
+def make_step(regularizer, images, labels, implementation, kernels="init", core_rank=8):
     keras.utils.set_random_seed(0)
     convs, head = build_network(regularizer, implementation)
     forward(convs, head, images)
+    decay_kernels(convs, kernels, core_rank)
     variables = [v for layer in [*convs, head] for v in layer.trainable_variables]
-    optimizer = keras.optimizers.SGD(0.01)
+    optimizer = keras.optimizers.SGD(0.01 if kernels == "init" else 0.0)
     optimizer.build(variables)
 
     @tf.function
@@ -109,6 +151,8 @@ def main():
     parser.add_argument("--methods", default="laf,tucker,tt")
     parser.add_argument("--svd", default="exact,randomized,randomized_fixed")
     parser.add_argument("--tolerance", type=float, default=0.01)
+    parser.add_argument("--kernels", default="init", help="init or lowrank_noise<s>")
+    parser.add_argument("--core-rank", type=int, default=8)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     images = tf.constant(rng.random((TASKS, args.batch, 96, 96, 3)), tf.float32)
@@ -117,17 +161,21 @@ def main():
     methods, svd_modes = args.methods.split(","), args.svd.split(",")
     for method in methods:
         for svd in svd_modes:
-            configs[f"{method}_{svd}"] = TensorTraceNorm(method, 1e-4, svd=svd, rank=args.rank,
-                                                         tolerance=args.tolerance)
+            configs[f"{method}_{svd}"] = TensorTraceNorm(
+                method, 1e-4, svd="exact" if svd == "exact_eigh" else svd, rank=args.rank,
+                tolerance=args.tolerance)
     steps, reg_only = {}, {}
     for name, regularizer in configs.items():
-        steps[name], reg_only[name] = make_step(regularizer, images, labels, args.implementation)
-        timed(steps[name])  # trace + compile
-        timed(steps[name])
+        with eigh_only(name.endswith("_exact_eigh")):
+            steps[name], reg_only[name] = make_step(regularizer, images, labels,
+                                                    args.implementation, args.kernels,
+                                                    args.core_rank)
+            timed(steps[name])  # trace + compile
+            timed(steps[name])
+            if reg_only[name] is not None:
+                timed(reg_only[name])
     step_times = {name: [] for name in configs}
     reg_times = {name: [] for name in configs if reg_only[name] is not None}
-    for name in reg_times:
-        timed(reg_only[name])
     for _ in range(args.rounds):
         for name in configs:
             step_times[name].append(timed(steps[name]))
@@ -150,11 +198,12 @@ def main():
         "randomized": {"rank": args.rank or "default", "oversampling": 10,
                        "power_iterations": 2, "tolerance": args.tolerance},
         "implementation": args.implementation,
+        "kernels": args.kernels, "core_rank": args.core_rank if args.kernels != "init" else None,
         "results": report,
         "targets": {
             f"{m}_{svd}": {"target": targets[m], "ratio": report[f"{m}_{svd}"]["ratio"],
                            "met": report[f"{m}_{svd}"]["ratio"] <= targets[m]}
-            for m in methods for svd in svd_modes if svd != "exact"},
+            for m in methods for svd in svd_modes if not svd.startswith("exact")},
     }, indent=1))
 
 

@@ -10,10 +10,17 @@ from fermtl_tf.regularizers import (
     matrix_trace_norm,
     randomized_svd,
     tensor_trace_norm,
+    trace_norm,
     tt_unfold,
     unfold,
 )
-from fermtl_tf.regularizers.trace_norm import certified_gap
+from fermtl_tf.regularizers.trace_norm import (
+    _inverse_sqrt,
+    _newton_schulz_coefficients,
+    _sketch_may_certify,
+    certified_gap,
+    default_rtol,
+)
 
 SHAPE = (3, 4, 2, 5, 2)  # a 5-way "stacked conv kernel" (kh, kw, cin, cout, T)
 
@@ -290,6 +297,141 @@ def test_randomized_runs_inside_a_compiled_function():
     np.testing.assert_allclose(value.numpy(), np.linalg.svd(a, compute_uv=False).sum(),
                                rtol=1e-4)
     np.testing.assert_allclose(grad.numpy(), numpy_polar(a.astype(np.float64)), atol=1e-4)
+
+
+# ---- exact path without eigenvectors (eigvalsh + Newton-Schulz) ------------------------------
+
+def with_spectrum(shape, sigma, seed):
+    """A matrix with the given singular values (descending) and random singular vectors."""
+    rng = np.random.default_rng(seed)
+    k = min(shape)
+    u, _ = np.linalg.qr(rng.standard_normal((shape[0], k)))
+    v, _ = np.linalg.qr(rng.standard_normal((shape[1], k)))
+    return (u * sigma) @ v.T
+
+
+@pytest.mark.parametrize("lower", [0.01, 0.2, 0.36, 0.62, 0.95])
+def test_newton_schulz_step_maps_the_interval_into_its_stated_image(lower):
+    # x -> αx + βx³ on [l, 1], evaluated in NumPy on a grid: positive, at most 1, at least l',
+    # and l' > l (the lower end moves up at every step).
+    alpha, beta, image = (float(c) for c in _newton_schulz_coefficients(
+        tf.constant(lower, tf.float64)))
+    x = np.linspace(lower, 1.0, 10001)
+    y = alpha * x + beta * x ** 3
+    assert y.max() <= 1.0 + 1e-12 and y.min() >= image - 1e-12
+    np.testing.assert_allclose(y.min(), image, rtol=1e-12)
+    assert image > lower
+
+
+@pytest.mark.parametrize("dtype, atol", [(tf.float32, 1e-5), (tf.float64, 1e-12)])
+def test_inverse_sqrt_equals_numpy_eigendecomposition(dtype, atol):
+    a = with_spectrum((70, 30), np.linspace(2.0, 0.5, 30), seed=20)
+    gram = a.T @ a
+    lam, v = np.linalg.eigh(gram)
+    expected = (v / np.sqrt(lam)) @ v.T
+    got = _inverse_sqrt(tf.constant(gram, dtype), tf.constant(2.0, dtype),
+                        tf.constant(0.25, dtype)).numpy()
+    np.testing.assert_allclose(got, expected, atol=atol)
+
+
+SMALL_POLAR = 48  # POLAR_MIN_SIZE for these tests, so that they run in a moment
+
+
+@pytest.fixture
+def small_polar_size(monkeypatch):
+    monkeypatch.setattr(trace_norm, "POLAR_MIN_SIZE", SMALL_POLAR)
+
+
+def forbid(monkeypatch, name):
+    """Make ``trace_norm.<name>`` raise: proves which branch of an eager ``tf.cond`` ran."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{name} should not run here")
+
+    monkeypatch.setattr(trace_norm, name, refuse)
+
+
+@pytest.mark.parametrize("shape", [(150, SMALL_POLAR), (SMALL_POLAR, 170)])
+def test_exact_path_on_a_well_conditioned_matrix_equals_numpy_svd(shape, small_polar_size,
+                                                                  monkeypatch):
+    # Gram size >= POLAR_MIN_SIZE and σ_min/σ_max = 0.3: Newton-Schulz, never eigh.
+    forbid(monkeypatch, "_eigh_parts")
+    a = with_spectrum(shape, np.geomspace(3.0, 0.9, min(shape)), seed=21)
+    value, grad = matrix_value_and_gradient(a.astype(np.float32))
+    np.testing.assert_allclose(value, np.linalg.svd(a, compute_uv=False).sum(), rtol=1e-5)
+    reference = numpy_polar(a)
+    assert np.linalg.norm(grad - reference) <= 2e-5 * np.linalg.norm(reference)
+
+
+def test_exact_path_on_a_rank_deficient_matrix_keeps_the_zero_tolerance(small_polar_size,
+                                                                        monkeypatch):
+    # Half the singular values far below the zero tolerance: eigh, never Newton-Schulz; value
+    # and U Vᵀ over the other half only.
+    forbid(monkeypatch, "_inverse_sqrt")
+    k = SMALL_POLAR
+    sigma = np.concatenate([np.linspace(2.0, 1.0, k // 2), np.full(k - k // 2, 1e-5)])
+    a = with_spectrum((120, k), sigma, seed=22)
+    assert 1e-5 / 2.0 < default_rtol(k, tf.float32)
+    value, grad = matrix_value_and_gradient(a.astype(np.float32))
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    np.testing.assert_allclose(value, s[: k // 2].sum(), rtol=1e-5)
+    reference = u[:, : k // 2] @ vt[: k // 2]
+    assert np.linalg.norm(grad - reference) <= 1e-4 * np.linalg.norm(reference)
+
+
+def test_exact_path_on_a_moderately_conditioned_matrix_uses_eigh(small_polar_size, monkeypatch):
+    # σ_min/σ_max = 0.05 < POLAR_MIN_RATIO, all above the zero tolerance: eigh, all of U Vᵀ.
+    forbid(monkeypatch, "_inverse_sqrt")
+    a = with_spectrum((120, SMALL_POLAR), np.geomspace(1.0, 0.05, SMALL_POLAR), seed=26)
+    value, grad = matrix_value_and_gradient(a.astype(np.float32))
+    np.testing.assert_allclose(value, np.linalg.svd(a, compute_uv=False).sum(), rtol=1e-5)
+    np.testing.assert_allclose(grad, numpy_polar(a), atol=1e-4)
+
+
+def test_exact_path_on_a_decayed_spectrum_goes_to_eigh_without_eigvalsh(small_polar_size,
+                                                                         monkeypatch):
+    # Stable rank ~1.1 < POLAR_MIN_RATIO² k = 1.92: σ_min < 0.2 σ_max is certain before any
+    # eigenvalue is computed.
+    forbid(monkeypatch, "_eigvalsh_parts")
+    sigma = np.concatenate([[1.0, 0.3], np.geomspace(0.05, 0.01, SMALL_POLAR - 2)])
+    a = with_spectrum((120, SMALL_POLAR), sigma, seed=27)
+    value, grad = matrix_value_and_gradient(a.astype(np.float32))
+    np.testing.assert_allclose(value, sigma.sum(), rtol=1e-5)
+    np.testing.assert_allclose(grad, numpy_polar(a), atol=1e-3)
+
+
+def test_exact_path_runs_inside_a_compiled_function(small_polar_size):
+    a = with_spectrum((130, SMALL_POLAR), np.linspace(1.5, 0.6, SMALL_POLAR), seed=23)
+    x = tf.Variable(a.astype(np.float32))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            value = matrix_trace_norm(x)
+        return value, tape.gradient(value, x)
+
+    value, grad = step()
+    np.testing.assert_allclose(value.numpy(), np.linalg.svd(a, compute_uv=False).sum(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(grad.numpy(), numpy_polar(a), atol=1e-5)
+
+
+def numpy_certificate_possible(a, probes, tolerance):
+    """Whether any sketch with ``probes`` columns could pass the certificate, from the true
+    σ_max: (k - l)(‖A‖_F² - l σ_max²) <= tolerance² l² σ_max² (module docstring)."""
+    s = np.linalg.svd(a, compute_uv=False)
+    k = min(a.shape)
+    return (k - probes) * max((a ** 2).sum() - probes * s[0] ** 2, 0) <= (
+        tolerance ** 2 * probes ** 2 * s[0] ** 2)
+
+
+@pytest.mark.parametrize("shape", [(80, 300), (300, 80)])
+def test_sketch_precheck_skips_a_flat_spectrum_and_keeps_a_low_rank_one(shape):
+    flat = np.random.default_rng(24).standard_normal(shape)
+    low = low_rank_plus_noise(shape, 4, 1e-4, seed=25)
+    assert not numpy_certificate_possible(flat, 10, 0.01)
+    assert not bool(_sketch_may_certify(tf.constant(flat), 10, 0.01, (0, 0)))
+    assert numpy_certificate_possible(low, 10, 0.01)
+    assert bool(_sketch_may_certify(tf.constant(low), 10, 0.01, (0, 0)))
 
 
 # ---- Keras regulariser ----------------------------------------------------------------------
