@@ -197,6 +197,7 @@ def verdicts(table, reference):
 def data_sizes(runs_dir, seed):
     """Face counts of the train folder and its two parts, epochs and steps (for the page)."""
     from fermtl_tf.experiments.config import load_config
+    from fermtl_tf.experiments.experiment import epoch_steps
 
     config = load_config(runs_dir / "stl" / f"seed{seed}" / "config.yaml")
     per_class = TRAIN_IDENTITIES  # every identity shows every class once
@@ -205,8 +206,7 @@ def data_sizes(runs_dir, seed):
     return {"train_ids": TRAIN_IDENTITIES, "train_faces": f"{per_class * NUM_CLASSES:,}",
             "base_faces": f"{base_per_class * NUM_CLASSES:,}", "base_per_class": base_per_class,
             "meta_faces": f"{meta_per_class * NUM_CLASSES:,}", "meta_per_class": meta_per_class,
-            "epochs": config.epochs,
-            "steps": base_per_class * NUM_CLASSES // config.data.train[0].batch_size}
+            "epochs": config.epochs, "steps": epoch_steps(config)}
 
 
 def write_page(page, frame, runs_dir, seeds, folders, timing, command):
