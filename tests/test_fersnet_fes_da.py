@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from fermtl_tf.data.pipeline import make_dataset
 from fermtl_tf.data.schema import encode_example
+from fermtl_tf.evaluation.synthesis_error import synthesis_error
 from fermtl_tf.evaluation.synthetic_accuracy import synthesis_targets, synthetic_image_accuracy
 from fermtl_tf.methods.fersnet.augmentation import (
     SYNTHETIC_SOURCE,
@@ -214,3 +215,27 @@ def test_light_cnn_trained_on_identities_loads_as_the_identity_network(tmp_path)
     grey = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 1)).astype("float32")
     np.testing.assert_allclose(features(grey).numpy(),
                                trained(grey, training=False)["features"].numpy(), atol=1e-5)
+
+
+def test_synthesis_error_against_hand_references():
+    # identity 0 shows expressions 0 (two frames) and 1; identity 1 shows only expression 0
+    images = np.zeros((4, 1, 1, 3), np.float32)
+    images[:, 0, 0, 0] = [0.2, 0.4, 1.0, 0.5]
+    identities, expressions = np.array([0, 0, 0, 1]), np.array([0, 0, 1, 0])
+    # references: R(0,0) = 0.3, R(0,1) = 1.0; pairs: faces 0 and 1 -> 1, face 2 -> 0
+    seen = []
+
+    def synthesize(batch, targets):
+        seen.extend(targets.tolist())
+        return np.full_like(batch, 0.9)
+
+    result = synthesis_error(synthesize, images, identities, expressions)
+    assert result["num_pairs"] == 3 and sorted(seen) == [0, 1, 1]
+    channel_mean = [((0.9 - 1.0) ** 2 + 0.9 ** 2 * 2) / 3, ((0.9 - 1.0) ** 2 + 0.9 ** 2 * 2) / 3,
+                    ((0.9 - 0.3) ** 2 + 0.9 ** 2 * 2) / 3]
+    assert result["synthesis_mse"] == pytest.approx(np.mean(channel_mean))
+    copy = [(0.2 - 1.0) ** 2, (0.4 - 1.0) ** 2, (1.0 - 0.3) ** 2]
+    assert result["copy_source_mse"] == pytest.approx(np.mean(copy) / 3)
+    mean_face = 2.1 / 4
+    assert result["mean_face_mse"] == pytest.approx(
+        np.mean([(mean_face - 1.0) ** 2, (mean_face - 1.0) ** 2, (mean_face - 0.3) ** 2]) / 3)
