@@ -10,6 +10,8 @@ identity, sequence, split and fold; expression = the target) and writes TFRecord
 + ``manifest.json`` (``"synthetic"`` says from what). Fine-tune on real + synthetic with a
 ``*_fes_da.yaml`` config (``method.train_synthesis: false``, ``init_from`` the FERSNet);
 for a k-fold protocol synthesise from the training folds only (``--exclude-folds k``).
+``fermtl-train train/configs/fersnet/<dataset>_fes_da.yaml --folds all`` does this itself
+for every round (``method.fes_da_source``, ``augmentation.prepare_fes_da``).
 """
 
 import argparse

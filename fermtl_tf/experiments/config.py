@@ -50,6 +50,11 @@ from fermtl_tf.training.tasks import TASKS
 
 #: A float written without a dot in the mantissa (``1e-3``), which PyYAML leaves a string.
 _FLOAT_LITERAL = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+#: What ``fermtl-train --folds`` writes, per round, for the test fold's number in
+#: ``init_from`` and in a training source's ``folder`` (``experiments.folds.round_config``):
+#: the rounds of a chained protocol (FERSNet's FES-DA) each start from their own model.
+FOLD_PLACEHOLDER = "{fold}"
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
 # --- sections ---------------------------------------------------------------------------
@@ -383,9 +388,40 @@ def _check_consistency(config, validator):
         value = getattr(config, key)
         if value is not None and value < 1:
             raise validator.error(key, f"must be >= 1, got {value}")
+    _check_placeholders(config, validator)
     if spec.check is not None:
         for key, message in spec.check(config):
             raise validator.error(key, message)
+
+
+def fold_templates(config):
+    """(key, value) of every config value that may hold ``{fold}``: ``init_from`` and
+    the training sources' folders."""
+    if config.init_from:
+        yield "init_from", config.init_from
+    for index, data_source in enumerate(config.data.train):
+        yield f"data.train[{index}].folder", data_source.folder
+
+
+def _check_placeholders(config, validator):
+    """``{fold}`` is the only placeholder, and only where ``round_config`` fills it (the
+    validation sources of a k-fold round are derived from the training sources)."""
+    for key, value in fold_templates(config):
+        for placeholder in _PLACEHOLDER.findall(value):
+            if placeholder != FOLD_PLACEHOLDER:
+                raise validator.error(key, f"unknown placeholder {placeholder!r} in {value!r}; "
+                                           f"the only one is {FOLD_PLACEHOLDER!r} (the test "
+                                           f"fold of a fermtl-train --folds round)")
+    for index, data_source in enumerate(config.data.validation):
+        if _PLACEHOLDER.search(data_source.folder):
+            raise validator.error(f"data.validation[{index}].folder",
+                                  f"placeholders are filled only in init_from and "
+                                  f"data.train folders; got {data_source.folder!r}")
+
+
+def unfilled_fold_keys(config):
+    """Keys whose value still holds ``{fold}`` (a config run outside ``--folds``)."""
+    return [key for key, value in fold_templates(config) if FOLD_PLACEHOLDER in value]
 
 
 def _check_method_section(raw, validator):

@@ -46,6 +46,7 @@ from fermtl_tf.data.pipeline import (
 )
 from fermtl_tf.data.preprocess import as_preprocess_config
 from fermtl_tf.experiments.config import (
+    FOLD_PLACEHOLDER,
     ConfigError,
     ExperimentConfig,
     apply_overrides,
@@ -53,6 +54,7 @@ from fermtl_tf.experiments.config import (
     load_config,
     parse_config,
     save_config,
+    unfilled_fold_keys,
 )
 from fermtl_tf.experiments.data_info import build_data_info, source_name
 from fermtl_tf.experiments.run_folder import (
@@ -418,8 +420,13 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
     if output_dir is not None:
         config.output_dir = str(output_dir)
     spec = get_method(config.method.name)
+    for key in unfilled_fold_keys(config):
+        raise ConfigError(f"{source}: key {key!r}: {FOLD_PLACEHOLDER} is filled per round "
+                          f"by fermtl-train CONFIG --folds all (or --folds K); without "
+                          f"--folds, set the path with --set")
     role, strategy = _distribution(config.strategy, source)
     with dataset_errors(source):
+        prepare_data(spec, config, source, role.chief)
         data = resolve_config(config, source)
         check_training_labels(config, source)
     output = Path(config.output_dir)
@@ -447,6 +454,15 @@ def run_experiment(config_or_path, overrides=None, output_dir=None, verbose="aut
         centre_crop=(config.data.train[0].augment or {}).get("random_crop"),
         scratch=not role.chief,
     )
+
+
+def prepare_data(spec, config, source, chief):
+    """The method's ``prepare_data`` hook: it writes data the run derives before any
+    manifest is read (FERSNet's FES-DA syntheses). The chief writes; another worker
+    expects what the chief wrote (shared folders)."""
+    hook = spec.resolve("prepare_data")
+    if hook is not None and chief:
+        hook(config, source)
 
 
 def worker_scratch(output, index):

@@ -7,6 +7,12 @@ the validation sources are the same folders on the validation folds (when
 ``cross_validation.val_folds`` > 0), the model goes to ``<output_dir>/fold_<k>/`` and its
 SavedModel is evaluated on fold k by ``fermtl_tf.evaluation.evaluate_fold_models``, which
 writes ``<output_dir>/folds/folds.json`` and ``folds.md`` (mean and sd over rounds).
+
+A chained protocol gives each round its own inputs with ``{fold}`` in ``init_from`` and
+in a training source's ``folder`` (FERSNet's FES-DA: ``init_from:
+runs/fersnet/ckplus/fold_{fold}/model.keras`` and that round's synthetic folder), filled
+with the round's test fold; the method's ``prepare_data`` hook (run by
+``run_experiment``) then writes what the round derives, e.g. the syntheses.
 """
 
 import copy
@@ -16,7 +22,7 @@ from pathlib import Path
 from fermtl_tf.data.pipeline import available_folds, load_manifest
 from fermtl_tf.data.protocols import fold_roles
 from fermtl_tf.errors import ConfigError
-from fermtl_tf.experiments.config import CrossValidationConfig
+from fermtl_tf.experiments.config import FOLD_PLACEHOLDER, CrossValidationConfig
 from fermtl_tf.experiments.run_folder import is_finished_run
 from fermtl_tf.export import METADATA_FILE
 
@@ -46,12 +52,35 @@ def round_config(config, test_fold, available, output_dir):
     val = [available[i] for i in val]
     run = copy.deepcopy(config)
     run.output_dir = str(output_dir)
-    run.data.train = [dataclasses.replace(s, folds=train, exclude_folds=None)
+    if config.init_from:
+        run.init_from = fill_fold(config.init_from, test_fold)
+    run.data.train = [dataclasses.replace(s, folder=fill_fold(s.folder, test_fold), folds=train,
+                                          exclude_folds=None)
                       for s in config.data.train]
     run.data.validation = [dataclasses.replace(s, folds=val, exclude_folds=None,
                                                augment=evaluation_augment(s.augment))
-                           for s in config.data.train] if val else []
+                           for s in run.data.train] if val else []
     return run
+
+
+def fill_fold(template, fold):
+    """``template`` with ``{fold}`` replaced by the round's test fold."""
+    return template.replace(FOLD_PLACEHOLDER, str(fold))
+
+
+def check_round_models(config, folds):
+    """ConfigError, before any training, when a round's ``init_from`` (with ``{fold}``,
+    a model per round) is missing: it names the file and the run that writes it."""
+    if not config.init_from or FOLD_PLACEHOLDER not in config.init_from:
+        return
+    for fold in folds:
+        path = Path(fill_fold(config.init_from, fold))
+        if path.is_file():
+            continue
+        run_dir = path.parent.parent if path.parent.name == f"fold_{fold}" else path.parent
+        raise ConfigError(f"--folds: key 'init_from': round {fold}'s model {path} does not "
+                          f"exist; train it first: fermtl-train CONFIG --folds {fold} (or "
+                          f"--folds all), CONFIG being the config with output_dir: {run_dir}")
 
 
 def evaluation_augment(augment):
@@ -72,6 +101,9 @@ def run_folds(config, folds="all", verbose="auto", restart=False):
     from fermtl_tf.experiments.experiment import dataset_errors, run_experiment
 
     first = config.data.train[0]
+    if FOLD_PLACEHOLDER in first.folder:
+        raise ConfigError(f"--folds: key 'data.train[0].folder': {first.folder!r} holds "
+                          f"{FOLD_PLACEHOLDER}, but the first training source holds the folds")
     with dataset_errors("--folds"):
         available = available_folds(load_manifest(first.folder))
     if len(available) < 2:
@@ -81,9 +113,11 @@ def run_folds(config, folds="all", verbose="auto", restart=False):
     if protocol.benchmark not in BENCHMARKS:  # before hours of training, not after
         raise ConfigError(f"cross_validation.benchmark: unknown benchmark "
                           f"{protocol.benchmark!r}; known: {sorted(BENCHMARKS)}")
+    selected = parse_fold_selection(folds, available)
+    check_round_models(config, selected)
     base = Path(config.output_dir)
     exports = {}
-    for fold in parse_fold_selection(folds, available):
+    for fold in selected:
         run = round_config(config, fold, available, base / f"fold_{fold}")
         export = Path(run.output_dir) / "export"
         if not restart and is_finished_run(run) and (export / METADATA_FILE).is_file():

@@ -20,7 +20,11 @@ Hooks (each optional, each ``"module:function"``):
   batch dicts (None: use them after all); ``first_epoch`` is the epoch a resumed run
   starts at. A finite dataset is one epoch (read once per epoch); ``(dataset, steps)``
   is an endless stream, read with one iterator, ``steps`` batches an epoch, starting
-  where a run resumed at ``first_epoch`` stands (FERSNet's target pairs).
+  where a run resumed at ``first_epoch`` stands (FERSNet's target pairs);
+* ``prepare_data(config, source)``: writes the data a run derives from other data before
+  any manifest is read (FERSNet's FES-DA syntheses of the training faces, by the
+  ``init_from`` model); ``source`` names the config in ConfigErrors. It must return at
+  once when there is nothing to write (a rerun, a k-fold round resumed).
 """
 
 import dataclasses
@@ -65,6 +69,7 @@ class MethodSpec:
     export_metadata: str | None = None
     train_dataset: str | None = None
     export_endpoints: str | None = None
+    prepare_data: str | None = None
 
     def resolve(self, hook):
         """The callable named by ``builder`` or a hook field (None when the hook is unset)."""

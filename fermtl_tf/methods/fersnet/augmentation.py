@@ -14,20 +14,27 @@ model, from which folder and selection, how many per class.
 Class balance follows from the construction: class c gains one synthesis from every
 training image not of class c, so real + synthetic has N images of every class (N
 training images). The fine-tuning config trains on both folders
-(``method.train_synthesis: false``, ``init_from`` the FERSNet).
+(``method.train_synthesis: false``, ``init_from`` the FERSNet); with
+``method.fes_da_source`` naming the synthetic one, :func:`prepare_fes_da` (the method's
+``prepare_data`` hook) writes it before training from the first source's selection -- in
+a ``fermtl-train --folds`` round, the round's training folds, by the round's FERSNet.
 """
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from fermtl_tf.data.image_io import encode_image
 from fermtl_tf.data.pipeline import load_manifest, make_dataset
 from fermtl_tf.data.schema import encode_example
 from fermtl_tf.data.tfrecord import ShardedWriter, atomic_write_json
+from fermtl_tf.errors import ConfigError
 from fermtl_tf.methods.fersnet.grid import to_pixels
+from fermtl_tf.methods.fersnet.model import FERSNetModel
 
 #: ``source`` feature of a synthetic record.
 SYNTHETIC_SOURCE = "fersnet_synthesis"
@@ -134,3 +141,50 @@ def write_synthesis_dataset(model, folder, out_dir, image_size, normalization, s
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest
+
+
+def _selection_record(config):
+    """What a FES-DA manifest's ``"synthetic"`` records about its inputs, for this config:
+    the generator (``init_from``) and the first training source's selection."""
+    real = config.data.train[0]
+    return {"generator": str(config.init_from), "from": os.fspath(real.folder),
+            "split": real.split, "folds": real.folds, "exclude_folds": real.exclude_folds}
+
+
+def load_synthesizer(path, source="<config>"):
+    """The FERSNet (with its synthesis branch) saved at ``path``; ConfigError otherwise."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{source}: key 'init_from': no such model file: {path} (the "
+                          f"FERSNet whose syntheses FES-DA trains on; train it first)")
+    model = keras.saving.load_model(path, compile=False)
+    if not isinstance(model, FERSNetModel) or not model.synthesis:
+        raise ConfigError(f"{source}: key 'init_from': {path} is not a FERSNet with a "
+                          f"synthesis branch")
+    return model
+
+
+def prepare_fes_da(config, source="<config>"):
+    """Write the FES-DA source ``data.train[method.fes_da_source]`` unless it is complete
+    (Zhao et al. §IV-D): every other-expression synthesis, by the ``init_from`` FERSNet,
+    of the labelled faces the first training source selects (a k-fold round's training
+    folds only), read as at test time (its centre crop). A complete folder made from
+    another model or selection is refused, not reused."""
+    index = config.method.fes_da_source
+    if index is None:
+        return None
+    real, synthetic = config.data.train[0], config.data.train[index]
+    wanted = _selection_record(config)
+    manifest_path = Path(synthetic.folder) / "manifest.json"
+    if manifest_path.is_file():
+        recorded = json.loads(manifest_path.read_text(encoding="utf-8")).get("synthetic", {})
+        stale = {key: recorded.get(key) for key in wanted if recorded.get(key) != wanted[key]}
+        if stale:
+            raise ConfigError(f"{source}: key 'data.train[{index}].folder': {synthetic.folder} "
+                              f"holds syntheses made with {stale}, not {wanted}; delete it "
+                              f"to synthesise again")
+        return None
+    model = load_synthesizer(config.init_from, source)
+    return write_synthesis_dataset(
+        model, real.folder, synthetic.folder, image_size=tuple(config.data.image_size),
+        normalization=config.data.normalization, split=real.split, folds=real.folds,
+        exclude_folds=real.exclude_folds, augment=real.augment, generator=config.init_from)

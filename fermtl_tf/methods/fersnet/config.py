@@ -24,6 +24,10 @@ class FERSNetConfig:
     # FES-DA (Table VI last row): false keeps the network but trains only the recognition
     # side on L_cls, on every training source (real + synthetic), with init_from a FERSNet.
     train_synthesis: bool = True
+    # FES-DA: the index in data.train of the synthetic source. Before training, its folder
+    # is written (unless already complete) with every other-expression synthesis of the
+    # first source's selection by the init_from FERSNet (augmentation.prepare_fes_da).
+    fes_da_source: int | None = None
     encoder_widths: list[int] = dataclasses.field(default_factory=lambda: [64, 128, 256, 512])
     decoder_widths: list[int] = dataclasses.field(default_factory=lambda: [256, 128, 64, 32])
     classifier_units: int = 512
@@ -49,6 +53,24 @@ class FERSNetConfig:
     # over the run (§IV-A: 1e-3 -> 1e-5), like the generator's.
     discriminator_learning_rate: float = 1e-3
     discriminator_final_learning_rate: float = 1e-5
+
+
+def check(config):
+    """FERSNet's cross-field rules: ``fes_da_source`` names a second training source of
+    a recognition-only fine-tuning that starts from a FERSNet."""
+    index = config.method.fes_da_source
+    if index is None:
+        return
+    if not 1 <= index < len(config.data.train):
+        yield ("method.fes_da_source", f"must name a training source after the first "
+                                       f"(the real faces): 1..{len(config.data.train) - 1}, "
+                                       f"got {index}")
+    elif not config.init_from:
+        yield ("init_from", "method.fes_da_source needs the FERSNet that synthesises "
+                            "(init_from: its model.keras)")
+    elif not config.method.synthesis or config.method.train_synthesis:
+        yield ("method.train_synthesis", "method.fes_da_source is FES-DA's fine-tuning: "
+                                         "set synthesis: true and train_synthesis: false")
 
 
 #: A tiny run on a SynthFace folder (``$SYNTHFACE``): what the conformance tests train
