@@ -110,8 +110,18 @@ def fes_da(seeds, evaluations, runs_dir, data_dir, folder, overrides, log):
 
 
 def table_v(seeds, runs_dir, folder):
-    """Table V per seed and generator: {generator: {seed: result dict}} (cached)."""
-    from fermtl_tf.evaluation.synthetic_accuracy import RESULTS_FILE, evaluate_synthetic_accuracy
+    """Table V per seed and generator: {generator: {seed: result dict}} (cached).
+
+    Each lands in the generator run's ``eval/table_v`` with the ``results.json`` that
+    fermtl-report shows in Table V's SynthFace column (written from the cached result
+    when an earlier version of the study left only ``synthetic_accuracy.json``).
+    """
+    from fermtl_tf.evaluation.report import RESULTS_JSON
+    from fermtl_tf.evaluation.synthetic_accuracy import (
+        RESULTS_FILE,
+        evaluate_synthetic_accuracy,
+        write_results,
+    )
 
     results = {}
     for generator in GENERATORS:
@@ -121,8 +131,11 @@ def table_v(seeds, runs_dir, folder):
                 evaluate_synthetic_accuracy(
                     runs_dir / "wo_mtl" / f"seed{seed}" / "export",
                     runs_dir / generator / f"seed{seed}" / "export", folder, split="test",
-                    out_dir=out)
-            results.setdefault(generator, {})[seed] = json.loads((out / RESULTS_FILE).read_text())
+                    benchmark="synthface", out_dir=out)
+            result = json.loads((out / RESULTS_FILE).read_text())
+            if not (out / RESULTS_JSON).exists():
+                write_results(result, "synthface", out)
+            results.setdefault(generator, {})[seed] = result
     return results
 
 
