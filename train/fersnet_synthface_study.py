@@ -124,15 +124,31 @@ def _per_generator(seeds, runs_dir, name, results_file, compute):
 
 
 def table_v(seeds, runs_dir, folder):
-    """Table V per generator and seed: the seed's w/o MTL classifier on the syntheses."""
-    from fermtl_tf.evaluation.synthetic_accuracy import RESULTS_FILE, evaluate_synthetic_accuracy
+    """Table V per generator and seed: the seed's w/o MTL classifier on the syntheses.
+
+    Each lands in the generator run's ``eval/table_v`` with the ``results.json`` that
+    fermtl-report shows in Table V's SynthFace column (written from the cached result
+    when an earlier version of the study left only ``synthetic_accuracy.json``).
+    """
+    from fermtl_tf.evaluation.report import RESULTS_JSON
+    from fermtl_tf.evaluation.synthetic_accuracy import (
+        RESULTS_FILE,
+        evaluate_synthetic_accuracy,
+        write_results,
+    )
 
     def compute(generator, seed, out):
         evaluate_synthetic_accuracy(runs_dir / "wo_mtl" / f"seed{seed}" / "export",
                                     runs_dir / generator / f"seed{seed}" / "export", folder,
-                                    split="test", out_dir=out)
+                                    split="test", benchmark="synthface", out_dir=out)
 
-    return _per_generator(seeds, runs_dir, "table_v", RESULTS_FILE, compute)
+    results = _per_generator(seeds, runs_dir, "table_v", RESULTS_FILE, compute)
+    for generator, per_seed in results.items():
+        for seed, result in per_seed.items():
+            out = runs_dir / generator / f"seed{seed}" / "eval" / "table_v"
+            if not (out / RESULTS_JSON).exists():
+                write_results(result, "synthface", out)
+    return results
 
 
 def synthesis_errors(seeds, runs_dir, folder):

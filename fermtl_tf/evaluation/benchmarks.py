@@ -12,8 +12,11 @@ to compute each name from a model's outputs and the dataset's labels:
 
 Two further metrics are read from the confusion matrix every expression evaluation
 writes (:data:`CONFUSION_METRICS`): the accuracy of one class (Li Table 2's per-class
-columns) and one cell of the row-normalised matrix (Liu Tables 1, 2 and 4). Every
-metric is a fraction except NME, which is in percent (:func:`metric_unit`).
+columns) and one cell of the row-normalised matrix (Liu Tables 1, 2 and 4). One more,
+``synthetic_accuracy`` (:data:`SYNTHESIS_METRICS`), is not computed by the runner but by
+:mod:`fermtl_tf.evaluation.synthetic_accuracy` (Zhao Table V: an independent classifier's
+accuracy on a generator's syntheses of the benchmark's test faces). Every metric is a
+fraction except NME, which is in percent (:func:`metric_unit`).
 
 ``protocol`` is ``"split"`` (one fixed test split) or ``"k_fold"`` (the runner
 evaluates one fold, ``folds=[k]``;
@@ -38,6 +41,10 @@ PROTOCOLS = ("split", "k_fold")
 #: columns): ``class_accuracy`` of one true class (its recall), ``confusion_rate`` of one
 #: (true, predicted) pair (the share of the true class predicted as that class).
 CONFUSION_METRICS = ("class_accuracy", "confusion_rate")
+#: Metrics of an expression-synthesis model scored on a benchmark's faces, written by
+#: :mod:`fermtl_tf.evaluation.synthetic_accuracy` rather than the runner: a name of its
+#: own, so that a table of them never shows a classifier's ``accuracy`` on real faces.
+SYNTHESIS_METRICS = ("synthetic_accuracy",)
 #: Metrics whose values are percentages; every other metric is a fraction in [0, 1].
 PERCENT_METRICS = ("nme_inter_pupil", "nme_inter_ocular")
 
@@ -82,8 +89,9 @@ class Benchmark:
         return tuple(name for names in self.task_metrics.values() for name in names)
 
     def reports(self, metric):
-        """Whether ``metric`` can be read from this benchmark's results (incl. per class)."""
-        if metric in CONFUSION_METRICS:
+        """Whether ``metric`` can be read from this benchmark's results (incl. per class and
+        the synthesis accuracy, for any benchmark of expressions)."""
+        if metric in CONFUSION_METRICS or metric in SYNTHESIS_METRICS:
             return "expression" in self.task_metrics
         return metric in self.metric_names
 

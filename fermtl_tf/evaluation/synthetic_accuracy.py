@@ -12,6 +12,12 @@ synthesis, and the accuracy is taken against the *target* expression. Both model
 exported SavedModels (``fermtl-train`` + export): the generator's ``synthesize(images,
 target_expression)`` and the classifier's ``serve(images) -> expression_probs``, both on
 raw 0-255 pixels, so the classifier may be any exported expression model.
+
+Beside :data:`RESULTS_FILE` (the full result, read by the SynthFace study) the out_dir
+gets a ``results.json`` in the evaluation runner's shape with the one metric
+``synthetic_accuracy`` (:data:`~fermtl_tf.evaluation.benchmarks.SYNTHESIS_METRICS`), so
+that ``fermtl-report`` fills Table V's row from it: the run it belongs to is the nearest
+``config.yaml`` above the out_dir, which should be the generator's run.
 """
 
 import json
@@ -20,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from fermtl_tf.evaluation.benchmarks import SYNTHESIS_METRICS, get_benchmark
+from fermtl_tf.evaluation.report import RESULTS_JSON, to_builtin
 from fermtl_tf.evaluation.runner import (
     _evaluation_dataset,
     _load_saved_model,
@@ -27,6 +35,7 @@ from fermtl_tf.evaluation.runner import (
 )
 
 RESULTS_FILE = "synthetic_accuracy.json"
+(METRIC,) = SYNTHESIS_METRICS
 
 
 def synthesis_targets(expressions, num_classes, include_source=True):
@@ -81,15 +90,46 @@ def _resized(images, size):
     return tf.image.resize(images, size)
 
 
+def report_results(results, benchmark):
+    """The ``results.json`` of a synthetic-accuracy result, as ``fermtl-report`` reads it.
+
+    Shaped like :func:`~fermtl_tf.evaluation.runner.evaluate_saved_model`'s (``benchmark``,
+    ``synthetic`` from the benchmark registry, the selection, ``num_samples``) with the one
+    metric :data:`METRIC`; the confusion matrix stays in :data:`RESULTS_FILE`, since the
+    report would read a ``confusion_matrix`` here as the classifier's on real faces.
+    """
+    bench = get_benchmark(benchmark)
+    return to_builtin({
+        "benchmark": bench.name, "title": bench.title, "synthetic": bench.synthetic,
+        "paper_refs": ["Zhao Table V"],
+        **{key: results[key] for key in ("split", "folds", "exclude_folds", "include_source",
+                                         "generator_dir", "classifier_dir", "data_dir",
+                                         "num_samples", "num_source_images")},
+        "model_dir": results["generator_dir"],
+        "metrics": {METRIC: results["accuracy"]},
+    })
+
+
+def write_results(results, benchmark, out_dir):
+    """Write :data:`RESULTS_FILE` and the report's ``results.json`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2))
+    (out_dir / RESULTS_JSON).write_text(
+        json.dumps(report_results(results, benchmark), indent=2))
+
+
 def evaluate_synthetic_accuracy(classifier_dir, generator_dir, data_dir, split="test",
                                 folds=None, exclude_folds=None, include_source=True,
-                                batch_size=32, out_dir=None):
+                                batch_size=32, out_dir=None, benchmark="synthface"):
     """Table V for two exported models on the selected faces of ``data_dir``.
 
     The faces are read at the generator's input size; the syntheses are resized to the
-    classifier's. With ``out_dir``, the result is also written there as
-    :data:`RESULTS_FILE`.
+    classifier's. ``benchmark`` names the data as ``fermtl-eval --benchmark`` does (a
+    SynthFace result is marked synthetic). With ``out_dir``, the result is also written
+    there (:func:`write_results`).
     """
+    benchmark = get_benchmark(benchmark).name  # an unknown name fails before the models load
     generator_export = read_export_metadata(generator_dir)
     classifier_export = read_export_metadata(classifier_dir)
     generator, classifier = _load_saved_model(generator_dir), _load_saved_model(classifier_dir)
@@ -112,8 +152,7 @@ def evaluate_synthetic_accuracy(classifier_dir, generator_dir, data_dir, split="
     results.update(classifier_dir=str(classifier_dir), generator_dir=str(generator_dir),
                    data_dir=str(data_dir), split=split, folds=folds,
                    exclude_folds=exclude_folds, include_source=include_source,
-                   expression_classes=list(vocabulary))
+                   expression_classes=list(vocabulary), benchmark=benchmark)
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / RESULTS_FILE).write_text(json.dumps(results, indent=2))
+        write_results(results, benchmark, out_dir)
     return results
