@@ -235,8 +235,8 @@ def _exact_parts(a, rtol):
 
 
 def _polar_parts(a, rtol):
-    """``_spectral_parts`` without eigenvectors where the spectrum allows (module docstring,
-    "Exact path without eigenvectors"). Ritz values of a few Lanczos steps give λ̂_max <= λ_max
+    """``_spectral_parts`` without eigen-decomposition where the spectrum allows (module
+    docstring, "Exact path without eigen-decomposition"). Ritz values of a few Lanczos steps give λ̂_max <= λ_max
     and λ̂_min >= λ_min; a spectrum that cannot be well conditioned (stable rank
     ``tr G / λ̂_max`` below ``POLAR_MIN_RATIO² k``, or ``λ̂_min / λ̂_max`` below
     ``POLAR_MIN_RATIO²``: either makes σ_min < ``POLAR_MIN_RATIO`` σ_max certain) goes to
@@ -286,7 +286,7 @@ def _spectrum_within(gram, gram_squared, lower, upper):
     Cholesky factorisation: ``P = (G - lower I)(upper I - G)`` (a polynomial in G, formed from
     G²) has the eigenvalues ``(λ - lower)(upper - λ)``, all positive exactly then. TensorFlow's
     Cholesky returns NaN (no error) for a matrix that is not positive definite, so the test is
-    whether its diagonal is finite. One Cholesky, a third of a matrix product in flops."""
+    whether its diagonal is finite. One Cholesky, a sixth of a matrix product in flops."""
     eye = tf.eye(int(gram.shape[0]), dtype=gram.dtype)
     product = (lower + upper) * gram - gram_squared - (lower * upper) * eye
     factor = tf.linalg.cholesky(0.5 * (product + tf.transpose(product)))
@@ -346,7 +346,7 @@ def _inverse_sqrt(gram, gram_squared, sigma_max, lower):
     ``S <- S H``, ``M <- H M H`` (all polynomials in G, so they commute) moves every singular
     value x of X to ``α x + β x³``, and the known interval [l, 1] to [l', 1]. The steps run
     until ``1 - l <= 100 eps`` of the dtype, so ``X = A S`` is ``U Vᵀ`` to within a relative
-    ``100 eps`` in every singular direction (4 steps, 9 matrix products, for l = 0.36). The
+    ``100 eps`` in every singular direction (4 steps, 9 matrix products with G², for l = 0.36). The
     first ``M_1 = α² M_0 + 2αβ M_0² + β² M_0³`` takes one product, given ``gram_squared`` = G².
     """
     dtype = gram.dtype
