@@ -17,7 +17,9 @@ from fermtl_tf.regularizers import (
 from fermtl_tf.regularizers.trace_norm import (
     _inverse_sqrt,
     _newton_schulz_coefficients,
+    _ritz_extremes,
     _sketch_may_certify,
+    _spectrum_within,
     certified_gap,
     default_rtol,
 )
@@ -329,8 +331,8 @@ def test_inverse_sqrt_equals_numpy_eigendecomposition(dtype, atol):
     gram = a.T @ a
     lam, v = np.linalg.eigh(gram)
     expected = (v / np.sqrt(lam)) @ v.T
-    got = _inverse_sqrt(tf.constant(gram, dtype), tf.constant(2.0, dtype),
-                        tf.constant(0.25, dtype)).numpy()
+    got = _inverse_sqrt(tf.constant(gram, dtype), tf.constant(gram @ gram, dtype),
+                        tf.constant(2.0, dtype), tf.constant(0.25, dtype)).numpy()
     np.testing.assert_allclose(got, expected, atol=atol)
 
 
@@ -387,11 +389,11 @@ def test_exact_path_on_a_moderately_conditioned_matrix_uses_eigh(small_polar_siz
     np.testing.assert_allclose(grad, numpy_polar(a), atol=1e-4)
 
 
-def test_exact_path_on_a_decayed_spectrum_goes_to_eigh_without_eigvalsh(small_polar_size,
-                                                                         monkeypatch):
+def test_exact_path_on_a_decayed_spectrum_goes_to_eigh_without_a_certificate(small_polar_size,
+                                                                              monkeypatch):
     # Stable rank ~1.1 < POLAR_MIN_RATIO² k = 1.92: σ_min < 0.2 σ_max is certain before any
-    # eigenvalue is computed.
-    forbid(monkeypatch, "_eigvalsh_parts")
+    # Cholesky certificate or Newton-Schulz step is paid for.
+    forbid(monkeypatch, "_enclosed_parts")
     sigma = np.concatenate([[1.0, 0.3], np.geomspace(0.05, 0.01, SMALL_POLAR - 2)])
     a = with_spectrum((120, SMALL_POLAR), sigma, seed=27)
     value, grad = matrix_value_and_gradient(a.astype(np.float32))
@@ -413,6 +415,125 @@ def test_exact_path_runs_inside_a_compiled_function(small_polar_size):
     np.testing.assert_allclose(value.numpy(), np.linalg.svd(a, compute_uv=False).sum(),
                                rtol=1e-5)
     np.testing.assert_allclose(grad.numpy(), numpy_polar(a), atol=1e-5)
+
+
+# ---- eigvalsh-free certificate: Ritz estimates widened, enclosure checked by Cholesky -------
+
+def test_ritz_extremes_lie_inside_the_spectrum_and_near_its_ends():
+    a = np.random.default_rng(30).standard_normal((300, 100))
+    gram = a.T @ a
+    lam = np.linalg.eigvalsh(gram)
+    low, high = (float(x) for x in _ritz_extremes(tf.constant(gram)))
+    assert lam[0] - 1e-9 <= low and high <= lam[-1] + 1e-9  # Ritz values: inside [λ_min, λ_max]
+    assert low <= 1.05 * lam[0] and high >= 0.98 * lam[-1]
+
+
+@pytest.mark.parametrize("lower, upper, inside", [
+    (0.20, 1.10, True),    # encloses [0.25, 1] (eigenvalues of G = σ²)
+    (0.30, 1.10, False),   # λ_min = 0.25 below the lower end
+    (0.20, 0.95, False),   # λ_max = 1 above the upper end
+])
+def test_spectrum_within_is_true_exactly_for_an_enclosure(lower, upper, inside):
+    a = with_spectrum((60, 20), np.sqrt(np.linspace(1.0, 0.25, 20)), seed=31)
+    gram = (a.T @ a).astype(np.float32)
+    got = _spectrum_within(tf.constant(gram), tf.constant(gram @ gram), lower, upper)
+    assert bool(got) is inside
+
+
+def lanczos_start(k):
+    """The fixed start vector of ``_ritz_extremes`` for a k x k float32 Gram matrix."""
+    return tf.random.stateless_normal((k, 1), seed=(0, 0), dtype=tf.float32).numpy()[:, 0]
+
+
+def with_hidden_direction(shape, sigma, hidden, seed):
+    """``with_spectrum`` whose right singular vector number ``hidden`` is orthogonal to the
+    Lanczos start: no Krylov method from that start sees its singular value."""
+    rng = np.random.default_rng(seed)
+    k = shape[1]
+    start = lanczos_start(k).astype(np.float64)
+    start /= np.linalg.norm(start)
+    columns = rng.standard_normal((k, k))
+    columns[:, 0] -= (columns[:, 0] @ start) * start
+    v, _ = np.linalg.qr(columns)  # first column orthogonal to the start
+    order = list(range(1, k))
+    order.insert(hidden, 0)
+    u, _ = np.linalg.qr(rng.standard_normal((shape[0], k)))
+    return (u * sigma) @ v[:, order].T
+
+
+def test_undershooting_ritz_estimate_falls_back_to_eigh(small_polar_size, monkeypatch):
+    # σ_1 = 1.5 isolated above a flat bulk [0.5, 1], its direction hidden from the start of a
+    # 3-step Lanczos estimate (20 steps would recover it from float rounding): λ̂_max is below
+    # the bulk's 1, so (1 + u) λ̂_max undershoots σ_1² and X_0 = A / s has a singular value
+    # 1.53, past the zero sqrt(1 + l + l²) ≈ 1.36 of the first Newton-Schulz polynomial.
+    monkeypatch.setattr(trace_norm, "LANCZOS_STEPS", 3)
+    k = SMALL_POLAR
+    sigma = np.concatenate([[1.5], np.linspace(1.0, 0.5, k - 1)])
+    a = with_hidden_direction((120, k), sigma, hidden=0, seed=32)
+    gram32 = (a.T @ a).astype(np.float32)
+    low, high = (float(x) for x in _ritz_extremes(tf.constant(gram32)))
+    below, above = trace_norm.ENCLOSURE_MARGINS
+    scale = np.sqrt((1 + above) * high)
+    lower = np.sqrt((1 - below) * low) / scale
+    # The premise: σ_max missed, X_0 past the basin, and the pre-test passed.
+    assert sigma[0] / scale > np.sqrt(1 + lower + lower ** 2) and low >= 0.2 ** 2 * high
+
+    # Unguarded, Newton-Schulz converges to -1 on that direction: X = A S is orthogonal
+    # (S G S = I) but not U Vᵀ, and the value <G, S> is short by 2 σ_1.
+    s = _inverse_sqrt(tf.constant(gram32), tf.constant(gram32 @ gram32),
+                      tf.constant(scale, tf.float32),
+                      tf.constant(lower, tf.float32)).numpy().astype(np.float64)
+    np.testing.assert_allclose(s @ a.T @ a @ s, np.eye(k), atol=1e-4)
+    np.testing.assert_allclose(np.sum(a.T @ a * s), sigma.sum() - 2 * sigma[0], rtol=1e-4)
+
+    # Guarded: the Cholesky certificate fails and eigh gives the right answer.
+    forbid(monkeypatch, "_inverse_sqrt")
+    value, grad = matrix_value_and_gradient(a.astype(np.float32))
+    np.testing.assert_allclose(value, sigma.sum(), rtol=1e-5)
+    np.testing.assert_allclose(grad, numpy_polar(a), atol=1e-4)
+
+
+@pytest.mark.parametrize("smallest", [0.1, 0.0])
+def test_hidden_small_singular_value_falls_back_to_eigh(smallest, small_polar_size, monkeypatch):
+    # The bulk is [0.5, 1] (ratio 0.5), but σ_min = 0.1 (below POLAR_MIN_RATIO) or 0 (rank
+    # deficient) along a direction hidden from the Lanczos start: λ̂_min overstates λ_min, the
+    # lower end of the enclosure fails its Cholesky, and eigh applies the zero tolerance.
+    # 3 Lanczos steps, so that float rounding cannot bring the hidden direction back.
+    monkeypatch.setattr(trace_norm, "LANCZOS_STEPS", 3)
+    forbid(monkeypatch, "_inverse_sqrt")
+    k = SMALL_POLAR
+    sigma = np.concatenate([np.linspace(1.0, 0.5, k - 1), [smallest]])
+    a = with_hidden_direction((120, k), sigma, hidden=k - 1, seed=33)
+    low, _ = _ritz_extremes(tf.constant((a.T @ a).astype(np.float32)))
+    assert (1 - trace_norm.ENCLOSURE_MARGINS[0]) * float(low) > smallest ** 2  # the premise
+    value, grad = matrix_value_and_gradient(a.astype(np.float32))
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    kept = s > 1e-3
+    np.testing.assert_allclose(value, s[kept].sum(), rtol=1e-5)
+    np.testing.assert_allclose(grad, u[:, kept] @ vt[kept], atol=1e-4)
+
+
+def flat_spectrum_case(shape, monkeypatch):
+    """A Gaussian matrix, the flat spectrum of a freshly initialised TT unfolding (2304 x 512
+    for a 256-channel kernel: σ_min / σ_max ≈ 0.36), at the default POLAR_MIN_SIZE."""
+    forbid(monkeypatch, "_eigh_parts")
+    a = np.random.default_rng(34).standard_normal(shape) / np.sqrt(shape[0])
+    value, grad = matrix_value_and_gradient(a.astype(np.float32))
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    np.testing.assert_allclose(value, s.sum(), rtol=1e-5)
+    reference = u @ vt
+    assert np.linalg.norm(grad - reference) <= 2e-5 * np.linalg.norm(reference)
+
+
+@pytest.mark.parametrize("shape", [(2304, 512), (512, 2304)])
+def test_flat_spectrum_at_gram_size_512_takes_newton_schulz_within_tolerance(shape,
+                                                                             monkeypatch):
+    flat_spectrum_case(shape, monkeypatch)
+
+
+@pytest.mark.slow
+def test_flat_spectrum_at_gram_size_1024_takes_newton_schulz_within_tolerance(monkeypatch):
+    flat_spectrum_case((4608, 1024), monkeypatch)
 
 
 def numpy_certificate_possible(a, probes, tolerance):

@@ -33,18 +33,34 @@ above the tolerance only; the minimum-norm subgradient for the null part). The d
 ``rtol = sqrt(g · eps)`` (g = Gram size, eps of the dtype) is the Gram matrix's eigenvalue
 accuracy floor. A zero matrix therefore has value 0 and gradient 0, never NaN.
 
-Exact path without eigenvectors (``_polar_parts``, Gram size >= ``POLAR_MIN_SIZE``). On the CPU
-``eigh`` spends most of its time on the eigenvectors (1024 x 1024: 614 ms against 160 ms for
-``eigvalsh``, 24 ms for a matrix product, on the loaded 2-core machine). The value needs only
-the eigenvalues; the gradient needs ``P = G^(-1/2)`` when no singular value is below the zero
-tolerance. When σ_min >= ``POLAR_MIN_RATIO`` · σ_max (freshly initialised kernels: about 0.36
-for the 4608 x 1024 TT unfolding of a 512-channel kernel, 0.62 for its 9216 x 512 Tucker
-ones) P comes from scaled Newton-Schulz steps (Chen & Chow 2014; matrix products only) on the
-interval [σ_min, σ_max] that ``eigvalsh`` gives exactly, run until every singular direction of
-``A P`` is within ``100 eps`` (1.2e-5 in float32) of U Vᵀ's. Otherwise ``eigh`` as above; a
-spectrum whose stable rank ``tr G / λ_max`` rules out σ_min >= ``POLAR_MIN_RATIO`` · σ_max
-(a decayed one) goes to ``eigh`` without the ``eigvalsh``. Same value and gradient up to
-rounding: not an approximation.
+Exact path without eigen-decomposition (``_polar_parts``, Gram size >= ``POLAR_MIN_SIZE``). On
+the CPU ``eigh`` spends most of its time on the eigenvectors (1024 x 1024: 614 ms against
+160 ms for ``eigvalsh``, 24 ms for a matrix product, on the loaded 2-core machine), and
+``eigvalsh`` alone still costs about five products. The value needs only ``tr G^(1/2)`` and
+the gradient ``P = G^(-1/2)``, both available from matrix products when the spectrum is well
+conditioned:
+
+1. ``LANCZOS_STEPS`` Lanczos steps from a fixed start give Ritz values λ̂_min >= λ_min and
+   λ̂_max <= λ_max (matrix-vector products only). If the stable rank ``tr G / λ̂_max`` or
+   ``λ̂_min / λ̂_max`` already makes σ_min < ``POLAR_MIN_RATIO`` · σ_max certain (a decayed
+   spectrum), ``eigh`` at once.
+2. Certificate: the estimates, widened by ``ENCLOSURE_MARGINS`` to (r², s²), must enclose the
+   spectrum, which one Cholesky factorisation of ``(G - r² I)(s² I - G)`` decides (positive
+   definite exactly when every eigenvalue lies in (r², s²); ``_spectrum_within``). Then every
+   singular value of ``X_0 = A / s`` lies in [r / s, 1]. Without the upper end certified, an
+   undershot σ_max can put a singular value past the zero of the first Newton-Schulz
+   polynomial, where the iteration converges to -1: ``X = A S`` is then orthogonal
+   (``S G S = I`` holds) but is not U Vᵀ, and ``<G, S>`` is short by 2 σ — a check of
+   ``S G S`` alone cannot see that, the enclosure excludes it.
+3. Scaled Newton-Schulz steps (Chen & Chow 2014; matrix products only) on [r / s, 1], run
+   until every singular direction of ``X = A S`` is within ``100 eps`` (1.2e-5 in float32) of
+   U Vᵀ's, as proven for that interval; the value is ``<G, S> = Σ σ_i x_i``, so also within a
+   relative ``100 eps``. The Cholesky needs G², which is also the first step's ``M_0²``.
+
+A failed certificate (σ_max or σ_min outside the widened estimates, a singular value at or
+below the zero tolerance) sends the unfolding to ``eigh``. The bounds hold in exact
+arithmetic for the computed G; float32 rounding of the products adds about 1e-6 (tests
+against NumPy float64 SVD at Gram sizes 512 and 1024).
 
 Randomized SVD (Halko et al. 2011, see ``randomized_svd.py``; §2.2: "a fast randomized SVD
 works well in practice"). An unfolding A (k = min(m, n)) whose k exceeds l = rank + oversampling
@@ -97,8 +113,14 @@ DEFAULT_TOLERANCE = 0.01
 #: Gram size from which the exact path takes the eigenvector-free route (``_polar_parts``);
 #: below it ``eigh`` costs about as much as ``eigvalsh`` plus the matrix products.
 POLAR_MIN_SIZE = 512
-#: Smallest σ_min / σ_max for which ``_polar_parts`` uses Newton-Schulz (5 steps from 0.2).
+#: Smallest σ_min / σ_max for which ``_polar_parts`` tries Newton-Schulz (5 steps from 0.2).
 POLAR_MIN_RATIO = 0.2
+#: Lanczos steps for the Ritz estimates of λ_min and λ_max of a Gram matrix (``_ritz_extremes``).
+LANCZOS_STEPS = 20
+#: ``(d, u)``: the enclosure (r², s²) = ((1 - d) λ̂_min, (1 + u) λ̂_max) that ``_enclosed_parts``
+#: certifies; wide enough for the Ritz errors of ``LANCZOS_STEPS`` steps on flat spectra
+#: (measured at k = 512, 1024: λ̂_min up to 4 % above λ_min, λ̂_max within 1 % of λ_max).
+ENCLOSURE_MARGINS = (0.1, 0.05)
 #: ``svd="randomized"`` sketches only if ``‖A‖_F²`` and ``SKETCH_TEST_MARGIN`` x a power
 #: estimate of σ_max² leave the certificate possible (``_sketch_may_certify``).
 SKETCH_TEST_MARGIN = 2.0
@@ -213,47 +235,86 @@ def _exact_parts(a, rtol):
 
 
 def _polar_parts(a, rtol):
-    """``_spectral_parts`` without eigenvectors where the spectrum allows (module docstring,
-    "Exact path without eigenvectors"). A spectrum that cannot be well conditioned (stable
-    rank ``tr G / λ_max`` below ``POLAR_MIN_RATIO² k``, with a power estimate of λ_max that
-    can only overstate it) goes to ``eigh`` at once; the others to ``_eigvalsh_parts``. One
-    branch of the ``tf.cond`` runs."""
+    """``_spectral_parts`` without eigen-decomposition where the spectrum allows (module
+    docstring, "Exact path without eigen-decomposition"). Ritz values of a few Lanczos steps give λ̂_max <= λ_max
+    and λ̂_min >= λ_min; a spectrum that cannot be well conditioned (stable rank
+    ``tr G / λ̂_max`` below ``POLAR_MIN_RATIO² k``, or ``λ̂_min / λ̂_max`` below
+    ``POLAR_MIN_RATIO²``: either makes σ_min < ``POLAR_MIN_RATIO`` σ_max certain) goes to
+    ``eigh`` at once; the others to ``_enclosed_parts``. One branch of the ``tf.cond`` runs."""
     gram, tall = _gram(a)
     k = int(gram.shape[0])
-    may_be_well_conditioned = (tf.linalg.trace(gram)
-                               >= POLAR_MIN_RATIO ** 2 * k * _largest_eigenvalue_estimate(gram))
-    value, projector = tf.cond(may_be_well_conditioned, lambda: _eigvalsh_parts(gram, rtol),
+    low, high = _ritz_extremes(gram)
+    may_be_well_conditioned = ((tf.linalg.trace(gram) >= POLAR_MIN_RATIO ** 2 * k * high)
+                               & (low >= POLAR_MIN_RATIO ** 2 * high))
+    value, projector = tf.cond(may_be_well_conditioned,
+                               lambda: _enclosed_parts(gram, low, high, rtol),
                                lambda: _eigh_parts(gram, rtol))
     return value, projector, tall
 
 
-def _largest_eigenvalue_estimate(gram, iterations=3):
-    """``‖G x_i‖`` after ``iterations`` normalised power steps from a fixed random x: at most
-    λ_max of the PSD matrix G (a lower estimate), cheap on the small Gram matrix."""
-    x = tf.random.stateless_normal((int(gram.shape[0]), 1), seed=(0, 0), dtype=gram.dtype)
-    for _ in range(iterations):
-        x = tf.math.divide_no_nan(x, tf.norm(x))
-        x = tf.matmul(gram, x)
-    return tf.norm(x)
-
-
-def _eigvalsh_parts(gram, rtol):
-    """``(Σ kept σ, P)``: the singular values from ``eigvalsh`` of the Gram matrix G give the
-    value, and, when σ_min >= ``POLAR_MIN_RATIO`` · σ_max (so no singular value is below the
-    zero tolerance either), ``P = G^(-1/2)`` comes from scaled Newton-Schulz steps (matrix
-    products only); otherwise ``eigh`` as in ``_spectral_parts``."""
+def _ritz_extremes(gram):
+    """``(λ̂_min, λ̂_max)``: the extreme Ritz values of ``LANCZOS_STEPS`` Lanczos steps (full
+    re-orthogonalisation) on the PSD matrix G from a fixed random start. Ritz values lie in
+    [λ_min, λ_max], so λ̂_max never overstates λ_max nor λ̂_min understates λ_min; how close
+    they come is not certified (``_spectrum_within`` does that). ``LANCZOS_STEPS``
+    matrix-vector products, cheap next to one product of two k x k matrices."""
     k = int(gram.shape[0])
-    sigma = tf.sqrt(tf.maximum(tf.linalg.eigvalsh(gram), 0.0))  # ascending
-    sigma_max = sigma[-1]
-    tol = (default_rtol(k, gram.dtype) if rtol is None else rtol) * sigma_max
-    lower = tf.math.divide_no_nan(sigma[0], sigma_max)
-    well_conditioned = (lower >= POLAR_MIN_RATIO) & (sigma[0] > tol)
+    steps = min(LANCZOS_STEPS, k)
+    q = tf.random.stateless_normal((k, 1), seed=(0, 0), dtype=gram.dtype)
+    q = q / tf.norm(q)
+    basis, diagonal, off_diagonal = q, [], []
+    for step in range(steps):
+        w = tf.matmul(gram, q)
+        diagonal.append(tf.reduce_sum(q * w))
+        for _ in range(2):  # classical Gram-Schmidt twice keeps the basis orthonormal
+            w = w - tf.matmul(basis, tf.matmul(basis, w, transpose_a=True))
+        if step + 1 < steps:
+            beta = tf.norm(w)
+            off_diagonal.append(beta)
+            q = tf.math.divide_no_nan(w, beta)
+            basis = tf.concat([basis, q], axis=1)
+    tridiagonal = tf.linalg.diag(tf.stack(diagonal))
+    if off_diagonal:
+        beta = tf.stack(off_diagonal)
+        tridiagonal += tf.linalg.diag(beta, k=1) + tf.linalg.diag(beta, k=-1)
+    ritz = tf.linalg.eigvalsh(tridiagonal)  # ascending
+    return tf.maximum(ritz[0], 0.0), ritz[-1]
+
+
+def _spectrum_within(gram, gram_squared, lower, upper):
+    """True when every eigenvalue λ of the symmetric G lies in (lower, upper), certified by a
+    Cholesky factorisation: ``P = (G - lower I)(upper I - G)`` (a polynomial in G, formed from
+    G²) has the eigenvalues ``(λ - lower)(upper - λ)``, all positive exactly then. TensorFlow's
+    Cholesky returns NaN (no error) for a matrix that is not positive definite, so the test is
+    whether its diagonal is finite. One Cholesky, a sixth of a matrix product in flops."""
+    eye = tf.eye(int(gram.shape[0]), dtype=gram.dtype)
+    product = (lower + upper) * gram - gram_squared - (lower * upper) * eye
+    factor = tf.linalg.cholesky(0.5 * (product + tf.transpose(product)))
+    return tf.reduce_all(tf.math.is_finite(tf.linalg.diag_part(factor)))
+
+
+def _enclosed_parts(gram, low, high, rtol):
+    """``(Σ σ, P = G^(-1/2))`` by scaled Newton-Schulz when the Ritz values, widened by
+    ``ENCLOSURE_MARGINS``, certifiably enclose the spectrum: every λ in
+    (r², s²) = ((1 - d) λ̂_min, (1 + u) λ̂_max) (``_spectrum_within``). Then every singular
+    value of ``X_0 = A / s`` lies in [r / s, 1], the interval the Newton-Schulz schedule of
+    ``_inverse_sqrt`` is proven on (none of them can fall outside its basin and converge to
+    -1), no singular value is below the zero tolerance (r / s > rtol), and the value is
+    ``tr(G P) = <G, P> = Σ σ_i x_i`` with every x_i within ``100 eps`` of 1. Otherwise ``eigh``
+    as in ``_spectral_parts``."""
+    k = int(gram.shape[0])
+    below, above = ENCLOSURE_MARGINS
+    lower, upper = (1.0 - below) * low, (1.0 + above) * high
+    ratio = tf.sqrt(tf.math.divide_no_nan(lower, upper))
+    floor = default_rtol(k, gram.dtype) if rtol is None else rtol
+    gram_squared = tf.matmul(gram, gram)  # also the first Newton-Schulz step's M0²
 
     def newton_schulz():
-        value = tf.reduce_sum(tf.where(sigma > tol, sigma, tf.zeros_like(sigma)))
-        return value, _inverse_sqrt(gram, sigma_max, lower)
+        projector = _inverse_sqrt(gram, gram_squared, tf.sqrt(upper), ratio)
+        return tf.reduce_sum(gram * projector), projector
 
-    return tf.cond(well_conditioned, newton_schulz, lambda: _eigh_parts(gram, rtol))
+    usable = (ratio > floor) & _spectrum_within(gram, gram_squared, lower, upper)
+    return tf.cond(usable, newton_schulz, lambda: _eigh_parts(gram, rtol))
 
 
 def _newton_schulz_coefficients(lower):
@@ -277,15 +338,16 @@ def _newton_schulz_steps(lower, delta):
     return steps
 
 
-def _inverse_sqrt(gram, sigma_max, lower):
+def _inverse_sqrt(gram, gram_squared, sigma_max, lower):
     """``G^(-1/2)`` for a Gram matrix G = AᵀA whose singular values σ(A) lie in
-    [lower · σ_max, σ_max], by scaled Newton-Schulz on ``X = A S`` in Gram form.
+    [lower · sigma_max, sigma_max], by scaled Newton-Schulz on ``X = A S`` in Gram form.
 
-    ``S_0 = I / σ_max``, ``M_0 = S_0 G S_0 = X_0ᵀX_0``; each step ``H = α I + β M``,
+    ``S_0 = I / sigma_max``, ``M_0 = S_0 G S_0 = X_0ᵀX_0``; each step ``H = α I + β M``,
     ``S <- S H``, ``M <- H M H`` (all polynomials in G, so they commute) moves every singular
     value x of X to ``α x + β x³``, and the known interval [l, 1] to [l', 1]. The steps run
     until ``1 - l <= 100 eps`` of the dtype, so ``X = A S`` is ``U Vᵀ`` to within a relative
-    ``100 eps`` in every singular direction (4 steps, 9 matrix products, for l = 0.36).
+    ``100 eps`` in every singular direction (4 steps, 9 matrix products with G², for l = 0.36). The
+    first ``M_1 = α² M_0 + 2αβ M_0² + β² M_0³`` takes one product, given ``gram_squared`` = G².
     """
     dtype = gram.dtype
     k = int(gram.shape[0])
@@ -303,10 +365,16 @@ def _inverse_sqrt(gram, sigma_max, lower):
         m = tf.matmul(tf.matmul(h, m), h)
         return 0.5 * (m + tf.transpose(m))
 
-    m0 = gram * scale * scale
-    h, low = step_matrix(lower64, m0)
+    def first_m():
+        alpha, beta, _ = (tf.cast(c, dtype) for c in _newton_schulz_coefficients(lower64))
+        m0, m0_squared = gram * scale ** 2, gram_squared * scale ** 4
+        m = (alpha ** 2 * m0 + 2.0 * alpha * beta * m0_squared
+             + beta ** 2 * tf.matmul(m0_squared, m0))
+        return 0.5 * (m + tf.transpose(m))
+
+    h, low = step_matrix(lower64, gram * scale * scale)
     s = h * scale  # S_1 = S_0 H_0
-    m = tf.cond(steps > 1, lambda: next_m(h, m0), lambda: m0)
+    m = tf.cond(steps > 1, first_m, lambda: gram * scale * scale)
 
     def body(i, low, s, m):
         h, low_next = step_matrix(low, m)
