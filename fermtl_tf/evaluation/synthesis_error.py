@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fermtl_tf.evaluation.runner import _evaluation_dataset, _load_saved_model, read_export_metadata
+from fermtl_tf.evaluation.runner import _evaluation_dataset
+from fermtl_tf.evaluation.synthetic_accuracy import load_generator
 
 RESULTS_FILE = "synthesis_error.json"
 
@@ -84,11 +85,7 @@ def evaluate_synthesis_error(generator_dir, data_dir, split="test", out_dir=None
     """:func:`synthesis_error` of an exported FERSNet (its ``synthesize`` signature) on the
     labelled faces of ``data_dir``'s ``split``; written to ``out_dir``/:data:`RESULTS_FILE`
     when given."""
-    export = read_export_metadata(generator_dir)
-    generator = _load_saved_model(generator_dir)
-    if not hasattr(generator, "synthesize"):
-        raise ValueError(f"SavedModel in {generator_dir} has no 'synthesize' signature "
-                         "(export a FERSNet trained with synthesis)")
+    export, generator = load_generator(generator_dir)
     parts = {"image": [], "identity": [], "expression": [], "expression_mask": []}
     for batch in _evaluation_dataset(data_dir, {"split": split}, batch_size,
                                      tuple(export["input_size"])).as_numpy_iterator():

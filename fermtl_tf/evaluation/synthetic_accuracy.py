@@ -90,6 +90,17 @@ def _resized(images, size):
     return tf.image.resize(images, size)
 
 
+def load_generator(generator_dir):
+    """(export metadata, SavedModel) of an exported FERSNet; ValueError when it has no
+    ``synthesize`` signature."""
+    export = read_export_metadata(generator_dir)
+    generator = _load_saved_model(generator_dir)
+    if not hasattr(generator, "synthesize"):
+        raise ValueError(f"SavedModel in {generator_dir} has no 'synthesize' signature "
+                         "(export a FERSNet trained with synthesis)")
+    return export, generator
+
+
 def report_results(results, benchmark):
     """The ``results.json`` of a synthetic-accuracy result, as ``fermtl-report`` reads it.
 
@@ -130,12 +141,9 @@ def evaluate_synthetic_accuracy(classifier_dir, generator_dir, data_dir, split="
     there (:func:`write_results`).
     """
     benchmark = get_benchmark(benchmark).name  # an unknown name fails before the models load
-    generator_export = read_export_metadata(generator_dir)
+    generator_export, generator = load_generator(generator_dir)
     classifier_export = read_export_metadata(classifier_dir)
-    generator, classifier = _load_saved_model(generator_dir), _load_saved_model(classifier_dir)
-    if not hasattr(generator, "synthesize"):
-        raise ValueError(f"SavedModel in {generator_dir} has no 'synthesize' signature "
-                         "(export a FERSNet trained with synthesis)")
+    classifier = _load_saved_model(classifier_dir)
     vocabulary = generator_export.get("expression_vocabulary") or []
     if vocabulary != (classifier_export.get("expression_vocabulary") or []):
         raise ValueError(f"{generator_dir} and {classifier_dir} have different expression "
