@@ -536,6 +536,51 @@ def test_flat_spectrum_at_gram_size_1024_takes_newton_schulz_within_tolerance(mo
     flat_spectrum_case((4608, 1024), monkeypatch)
 
 
+@pytest.mark.parametrize("k", [16, 21])  # blocks of 8 + 8 (then 4 + 4), and 10 + 11
+def test_blocked_cholesky_diagonal_equals_numpy(k, monkeypatch):
+    monkeypatch.setattr(trace_norm, "CHOLESKY_BLOCKED_SIZE", 8)
+    a = np.random.default_rng(40).standard_normal((3 * k, k))
+    spd = a.T @ a
+    got = trace_norm._cholesky_diagonal(tf.constant(spd)).numpy()
+    np.testing.assert_allclose(got, np.diag(np.linalg.cholesky(spd)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("where", [0, 6, 15])  # first block, inside it, the Schur complement
+def test_blocked_cholesky_diagonal_of_an_indefinite_matrix_is_not_all_positive(where,
+                                                                               monkeypatch):
+    # One negative eigenvalue, its eigenvector concentrated on coordinate ``where``.
+    monkeypatch.setattr(trace_norm, "CHOLESKY_BLOCKED_SIZE", 8)
+    rng = np.random.default_rng(41)
+    q, _ = np.linalg.qr(np.eye(16) + 0.1 * rng.standard_normal((16, 16)))
+    q = q[:, np.r_[where, [i for i in range(16) if i != where]]]
+    matrix = (q * np.concatenate([[-0.1], np.linspace(1.0, 2.0, 15)])) @ q.T
+    diagonal = trace_norm._cholesky_diagonal(tf.constant(matrix)).numpy()
+    assert not np.all(np.isfinite(diagonal) & (diagonal > 0))
+
+
+@pytest.mark.parametrize("tolerance, early", [(1e-2, True), (1e-6, False)])
+def test_randomized_fallback_runs_newton_schulz_to_the_tolerance(tolerance, early,
+                                                                 small_polar_size, monkeypatch):
+    # A flat spectrum (σ_min/σ_max = 0.36) no sketch can certify: the Gram path, with the
+    # iteration stopped once every singular direction is within the tolerance. Value and the
+    # gradient's singular values along U, V (the x_i of X = A S) lie in [1 - tolerance, 1];
+    # at 1 % that is one step (of four) before float32's 100 eps, which leaves x_min visibly
+    # below 1; a tolerance under 100 eps runs to 100 eps.
+    forbid(monkeypatch, "_eigh_parts")
+    sigma = np.linspace(1.0, 0.36, SMALL_POLAR)
+    a = with_spectrum((150, SMALL_POLAR), sigma, seed=42)
+    value, grad = matrix_value_and_gradient(a.astype(np.float32), svd="randomized", rank=4,
+                                            oversampling=4, tolerance=tolerance)
+    assert (1 - tolerance) * sigma.sum() <= value <= sigma.sum() * (1 + 1e-6)
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    x = np.diag(u.T @ grad @ vt.T)
+    assert np.all(x >= 1 - max(tolerance, 2e-5)) and np.all(x <= 1 + 1e-5)
+    assert bool(x.min() < 1 - 1e-4) is early
+    # The exact mode on the same matrix runs to 100 eps.
+    exact, _ = matrix_value_and_gradient(a.astype(np.float32))
+    np.testing.assert_allclose(exact, sigma.sum(), rtol=2e-5)
+
+
 def numpy_certificate_possible(a, probes, tolerance):
     """Whether any sketch with ``probes`` columns could pass the certificate, from the true
     σ_max: (k - l)(‖A‖_F² - l σ_max²) <= tolerance² l² σ_max² (module docstring)."""

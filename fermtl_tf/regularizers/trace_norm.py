@@ -72,8 +72,9 @@ is tall). Two modes:
   ``‖A‖_F² - ‖B‖_F²`` cancels in float32):  ``‖B‖* <= ‖A‖* <= ‖B‖* + sqrt(k - l) ‖R‖_F``
   (‖R‖* <= sqrt(rank R) ‖R‖_F, and ‖A‖* <= ‖Q B‖* + ‖R‖*). The sketch is used only
   when that certified gap is at most ``tolerance · ‖B‖*`` (so the relative error is at most
-  ``tolerance``); otherwise the exact Gram path gives the value and gradient (a ``tf.cond``:
-  one branch runs). Before sketching, ``_sketch_may_certify`` rules out the unfoldings whose
+  ``tolerance``); otherwise the Gram path gives the value and gradient (a ``tf.cond``:
+  one branch runs), its Newton-Schulz iteration stopped at the same relative ``tolerance``
+  (one step of four fewer on a fresh kernel's flat spectrum at 1 %; ``eigh`` stays exact). Before sketching, ``_sketch_may_certify`` rules out the unfoldings whose
   certificate cannot pass whatever the sketch (``‖A‖_F²`` against a power estimate of σ_max²:
   four matrix-vector passes), so a flat spectrum goes straight to the exact path instead of
   paying for a sketch it would discard. A spectrum that has decayed to rank < l passes; the flat spectrum of a
@@ -124,6 +125,9 @@ ENCLOSURE_MARGINS = (0.1, 0.05)
 #: ``svd="randomized"`` sketches only if ``‖A‖_F²`` and ``SKETCH_TEST_MARGIN`` x a power
 #: estimate of σ_max² leave the certificate possible (``_sketch_may_certify``).
 SKETCH_TEST_MARGIN = 2.0
+#: Size from which ``_cholesky_diagonal`` factors a matrix as 2 x 2 blocks (Eigen's unblocked
+#: ``LLT``, TensorFlow's CPU Cholesky, took 21 ms at k = 1024 against 9 ms in blocks).
+CHOLESKY_BLOCKED_SIZE = 512
 
 
 def unfold(w, axis):
@@ -226,15 +230,16 @@ def _eigh_parts(gram, rtol, top=None):
     return value, tf.matmul(basis * inverse, basis, transpose_b=True)
 
 
-def _exact_parts(a, rtol):
+def _exact_parts(a, rtol, precision=None):
     """``(‖a‖*, P, tall)`` of the exact path: ``_polar_parts`` for Gram matrices of at least
-    ``POLAR_MIN_SIZE``, where it is cheaper, else ``_spectral_parts``."""
+    ``POLAR_MIN_SIZE``, where it is cheaper, else ``_spectral_parts``. ``precision``: the
+    relative accuracy Newton-Schulz runs to (default, and never below, ``100 eps``)."""
     if min(int(a.shape[0]), int(a.shape[1])) >= POLAR_MIN_SIZE:
-        return _polar_parts(a, rtol)
+        return _polar_parts(a, rtol, precision)
     return _spectral_parts(a, rtol)
 
 
-def _polar_parts(a, rtol):
+def _polar_parts(a, rtol, precision=None):
     """``_spectral_parts`` without eigen-decomposition where the spectrum allows (module
     docstring, "Exact path without eigen-decomposition"). Ritz values of a few Lanczos steps give λ̂_max <= λ_max
     and λ̂_min >= λ_min; a spectrum that cannot be well conditioned (stable rank
@@ -247,7 +252,7 @@ def _polar_parts(a, rtol):
     may_be_well_conditioned = ((tf.linalg.trace(gram) >= POLAR_MIN_RATIO ** 2 * k * high)
                                & (low >= POLAR_MIN_RATIO ** 2 * high))
     value, projector = tf.cond(may_be_well_conditioned,
-                               lambda: _enclosed_parts(gram, low, high, rtol),
+                               lambda: _enclosed_parts(gram, low, high, rtol, precision),
                                lambda: _eigh_parts(gram, rtol))
     return value, projector, tall
 
@@ -285,23 +290,42 @@ def _spectrum_within(gram, gram_squared, lower, upper):
     """True when every eigenvalue λ of the symmetric G lies in (lower, upper), certified by a
     Cholesky factorisation: ``P = (G - lower I)(upper I - G)`` (a polynomial in G, formed from
     G²) has the eigenvalues ``(λ - lower)(upper - λ)``, all positive exactly then. TensorFlow's
-    Cholesky returns NaN (no error) for a matrix that is not positive definite, so the test is
-    whether its diagonal is finite. One Cholesky, a sixth of a matrix product in flops."""
+    Cholesky does not raise for a matrix that is not positive definite: its CPU kernel
+    (Eigen ``LLT``) and its GPU kernel (cuSOLVER ``potrf``) log a warning and fill the lower
+    triangle with NaN, so the test is whether the diagonal is finite and positive (tested on
+    the CPU; no GPU was available to test it there). One Cholesky, a sixth of a matrix
+    product in flops."""
     eye = tf.eye(int(gram.shape[0]), dtype=gram.dtype)
     product = (lower + upper) * gram - gram_squared - (lower * upper) * eye
-    factor = tf.linalg.cholesky(0.5 * (product + tf.transpose(product)))
-    return tf.reduce_all(tf.math.is_finite(tf.linalg.diag_part(factor)))
+    diagonal = _cholesky_diagonal(0.5 * (product + tf.transpose(product)))
+    return tf.reduce_all(tf.math.is_finite(diagonal) & (diagonal > 0))
 
 
-def _enclosed_parts(gram, low, high, rtol):
+def _cholesky_diagonal(matrix):
+    """Diagonal of the Cholesky factor L of a symmetric matrix (NaN where it is not positive
+    definite). From ``CHOLESKY_BLOCKED_SIZE`` on, by 2 x 2 blocks: ``L11 = chol(A11)``,
+    ``L21ᵀ = L11⁻¹ A12`` (a triangular solve), and the factor of the Schur complement
+    ``A22 - L21 L21ᵀ``, recursively; the matrix is positive definite exactly when both
+    blocks' factorisations succeed, and a failure in ``L11`` reaches ``L22`` as NaN."""
+    k = int(matrix.shape[0])
+    if k < CHOLESKY_BLOCKED_SIZE:
+        return tf.linalg.diag_part(tf.linalg.cholesky(matrix))
+    half = k // 2
+    l11 = tf.linalg.cholesky(matrix[:half, :half])
+    l21_t = tf.linalg.triangular_solve(l11, matrix[:half, half:], lower=True)
+    schur = matrix[half:, half:] - tf.matmul(l21_t, l21_t, transpose_a=True)
+    return tf.concat([tf.linalg.diag_part(l11), _cholesky_diagonal(schur)], axis=0)
+
+
+def _enclosed_parts(gram, low, high, rtol, precision=None):
     """``(Σ σ, P = G^(-1/2))`` by scaled Newton-Schulz when the Ritz values, widened by
     ``ENCLOSURE_MARGINS``, certifiably enclose the spectrum: every λ in
     (r², s²) = ((1 - d) λ̂_min, (1 + u) λ̂_max) (``_spectrum_within``). Then every singular
     value of ``X_0 = A / s`` lies in [r / s, 1], the interval the Newton-Schulz schedule of
     ``_inverse_sqrt`` is proven on (none of them can fall outside its basin and converge to
     -1), no singular value is below the zero tolerance (r / s > rtol), and the value is
-    ``tr(G P) = <G, P> = Σ σ_i x_i`` with every x_i within ``100 eps`` of 1. Otherwise ``eigh``
-    as in ``_spectral_parts``."""
+    ``tr(G P) = <G, P> = Σ σ_i x_i`` with every x_i within ``precision`` (default ``100 eps``)
+    of 1. Otherwise ``eigh`` as in ``_spectral_parts``."""
     k = int(gram.shape[0])
     below, above = ENCLOSURE_MARGINS
     lower, upper = (1.0 - below) * low, (1.0 + above) * high
@@ -310,7 +334,7 @@ def _enclosed_parts(gram, low, high, rtol):
     gram_squared = tf.matmul(gram, gram)  # also the first Newton-Schulz step's M0²
 
     def newton_schulz():
-        projector = _inverse_sqrt(gram, gram_squared, tf.sqrt(upper), ratio)
+        projector = _inverse_sqrt(gram, gram_squared, tf.sqrt(upper), ratio, precision)
         return tf.reduce_sum(gram * projector), projector
 
     usable = (ratio > floor) & _spectrum_within(gram, gram_squared, lower, upper)
@@ -338,22 +362,24 @@ def _newton_schulz_steps(lower, delta):
     return steps
 
 
-def _inverse_sqrt(gram, gram_squared, sigma_max, lower):
+def _inverse_sqrt(gram, gram_squared, sigma_max, lower, precision=None):
     """``G^(-1/2)`` for a Gram matrix G = AᵀA whose singular values σ(A) lie in
     [lower · sigma_max, sigma_max], by scaled Newton-Schulz on ``X = A S`` in Gram form.
 
     ``S_0 = I / sigma_max``, ``M_0 = S_0 G S_0 = X_0ᵀX_0``; each step ``H = α I + β M``,
     ``S <- S H``, ``M <- H M H`` (all polynomials in G, so they commute) moves every singular
     value x of X to ``α x + β x³``, and the known interval [l, 1] to [l', 1]. The steps run
-    until ``1 - l <= 100 eps`` of the dtype, so ``X = A S`` is ``U Vᵀ`` to within a relative
-    ``100 eps`` in every singular direction (4 steps, 9 matrix products with G², for l = 0.36). The
-    first ``M_1 = α² M_0 + 2αβ M_0² + β² M_0³`` takes one product, given ``gram_squared`` = G².
+    until ``1 - l <= precision`` (default and floor ``100 eps`` of the dtype), so ``X = A S`` is
+    ``U Vᵀ`` to within that relative error in every singular direction (l = 0.36: 4 steps and
+    9 matrix products with G² at ``100 eps``; 3 steps and 6 products at 1e-3). The first
+    ``M_1 = α² M_0 + 2αβ M_0² + β² M_0³`` takes one product, given ``gram_squared`` = G².
     """
     dtype = gram.dtype
     k = int(gram.shape[0])
     eye = tf.eye(k, dtype=dtype)
     lower64 = tf.cast(lower, tf.float64)
     delta = 100.0 * float(np.finfo(dtype.as_numpy_dtype).eps)
+    delta = delta if precision is None else max(delta, float(precision))
     steps = _newton_schulz_steps(lower64, delta)
     scale = 1.0 / sigma_max
 
@@ -441,7 +467,9 @@ def matrix_trace_norm(a, svd="exact", rank=None, oversampling=10, power_iteratio
     """‖A‖* = Σ σ_i for a 2-D tensor, with gradient U Vᵀ (Hu et al. 2018, §2.2 Optimisation).
 
     ``svd="randomized"``: a sketch of ``rank + oversampling`` probes when that is below
-    min(m, n) and its certified relative error is at most ``tolerance``, else exact.
+    min(m, n) and its certified relative error is at most ``tolerance``, else the Gram path
+    with its Newton-Schulz iteration run to ``tolerance`` too (every singular direction of
+    the gradient, and so the value, within that relative error; ``eigh`` is exact).
     ``svd="randomized_fixed"``: the sum of the top ``rank`` singular values of the sketch (a
     lower bound, see the module docstring). ``gram_dtype="float64"`` computes in float64
     (value and gradient cast back to A's dtype): the default zero tolerance drops from
@@ -456,16 +484,17 @@ def matrix_trace_norm(a, svd="exact", rank=None, oversampling=10, power_iteratio
     size = sketch_size(a.shape, rank, oversampling)
     smaller = min(int(a.shape[0]), int(a.shape[1]))
     use_sketch = svd != "exact" and size < smaller
+    precision = tolerance if svd == "randomized" else None
 
     def parts(a):
         """(value, P, tall) for the chosen mode."""
         if not use_sketch:
-            return _exact_parts(a, rtol)
+            return _exact_parts(a, rtol, precision)
         if svd == "randomized_fixed":
             return _sketched_parts(a, size, power_iterations, seed, rtol, top=rank)[:3]
 
         def exact():
-            return _exact_parts(a, rtol)[:2]
+            return _exact_parts(a, rtol, precision)[:2]
 
         def certified_sketch():
             value, projector, _, residual_sq = _sketched_parts(a, size, power_iterations, seed,
