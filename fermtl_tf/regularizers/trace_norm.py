@@ -74,11 +74,13 @@ is tall). Two modes:
   when that certified gap is at most ``tolerance · ‖B‖*`` (so the relative error is at most
   ``tolerance``); otherwise the Gram path gives the value and gradient (a ``tf.cond``:
   one branch runs), its Newton-Schulz iteration stopped at the same relative ``tolerance``
-  (one step of four fewer on a fresh kernel's flat spectrum at 1 %; ``eigh`` stays exact). Before sketching, ``_sketch_may_certify`` rules out the unfoldings whose
-  certificate cannot pass whatever the sketch (``‖A‖_F²`` against a power estimate of σ_max²:
-  four matrix-vector passes), so a flat spectrum goes straight to the exact path instead of
-  paying for a sketch it would discard. A spectrum that has decayed to rank < l passes; the flat spectrum of a
-  freshly initialised kernel does not, and gets the exact norm. The gradient of a sketched
+  (one step of four fewer on a fresh kernel's flat spectrum at 1 %; ``eigh`` stays exact).
+  Before sketching, ``_sketch_may_certify`` rules out the unfoldings whose certificate cannot
+  pass whatever the sketch (``‖A‖_F²`` against a power estimate of σ_max²: four
+  matrix-vector passes), so a flat spectrum goes straight to the Gram path instead of paying
+  for a sketch it would discard. A spectrum that has decayed to rank < l passes; the flat
+  spectrum of a freshly initialised kernel does not, and gets the Gram path's norm (within
+  ``tolerance``, as above). The gradient of a sketched
   unfolding is ``Q U_B V_Bᵀ`` (lifted); it lacks the singular directions of the certified
   small tail.
 * ``svd="randomized_fixed"`` (the earlier behaviour): the sum of the top ``rank`` singular
@@ -86,7 +88,8 @@ is tall). Two modes:
   the trace norm only when rank(A) <= rank, with gradient ``U_k V_kᵀ``: singular values beyond
   the ``rank``-th get no gradient, so it is a different regulariser on full-rank unfoldings.
 
-Smaller unfoldings use the exact path in both modes, since sketching them saves nothing.
+Smaller unfoldings use the Gram path in both modes (Newton-Schulz to ``tolerance`` under
+``"randomized"``), since sketching them saves nothing.
 
 Normalisation (``normalize`` of ``TensorTraceNorm``). The paper gives one strength and no
 per-unfolding γ_i. The authors' public TNRDMTL code (Yang & Hospedales, the method Hu et al.
