@@ -391,10 +391,11 @@ def test_exact_path_on_a_moderately_conditioned_matrix_uses_eigh(small_polar_siz
 
 def test_exact_path_on_a_decayed_spectrum_goes_to_eigh_without_a_certificate(small_polar_size,
                                                                               monkeypatch):
-    # Stable rank ~1.1 < POLAR_MIN_RATIO² k = 1.92: σ_min < 0.2 σ_max is certain before any
-    # Cholesky certificate or Newton-Schulz step is paid for.
+    # Stable rank ~1.05 < POLAR_MIN_RATIO² k = 1.08: σ_min < POLAR_MIN_RATIO σ_max is certain
+    # before any Cholesky certificate or Newton-Schulz step is paid for.
     forbid(monkeypatch, "_enclosed_parts")
-    sigma = np.concatenate([[1.0, 0.3], np.geomspace(0.05, 0.01, SMALL_POLAR - 2)])
+    sigma = np.concatenate([[1.0, 0.2], np.geomspace(0.03, 0.01, SMALL_POLAR - 2)])
+    assert (sigma ** 2).sum() < trace_norm.POLAR_MIN_RATIO ** 2 * SMALL_POLAR  # the premise
     a = with_spectrum((120, SMALL_POLAR), sigma, seed=27)
     value, grad = matrix_value_and_gradient(a.astype(np.float32))
     np.testing.assert_allclose(value, sigma.sum(), rtol=1e-5)
@@ -476,7 +477,8 @@ def test_undershooting_ritz_estimate_falls_back_to_eigh(small_polar_size, monkey
     scale = np.sqrt((1 + above) * high)
     lower = np.sqrt((1 - below) * low) / scale
     # The premise: σ_max missed, X_0 past the basin, and the pre-test passed.
-    assert sigma[0] / scale > np.sqrt(1 + lower + lower ** 2) and low >= 0.2 ** 2 * high
+    assert (sigma[0] / scale > np.sqrt(1 + lower + lower ** 2)
+            and low >= trace_norm.POLAR_MIN_RATIO ** 2 * high)
 
     # Unguarded, Newton-Schulz converges to -1 on that direction: X = A S is orthogonal
     # (S G S = I) but not U Vᵀ, and the value <G, S> is short by 2 σ_1.
