@@ -250,8 +250,8 @@ def _exact_parts(a, rtol, precision=None):
 
 def _polar_parts(a, rtol, precision=None):
     """``_spectral_parts`` without eigen-decomposition where the spectrum allows (module
-    docstring, "Exact path without eigen-decomposition"). Ritz values of a few Lanczos steps give λ̂_max <= λ_max
-    and λ̂_min >= λ_min; a spectrum that cannot be well conditioned (stable rank
+    docstring, "Exact path without eigen-decomposition"). Ritz values of a few Lanczos steps
+    give λ̂_max <= λ_max and λ̂_min >= λ_min; a spectrum that cannot be well conditioned (stable rank
     ``tr G / λ̂_max`` below ``POLAR_MIN_RATIO² k``, or ``λ̂_min / λ̂_max`` below
     ``POLAR_MIN_RATIO²``: either makes σ_min < ``POLAR_MIN_RATIO`` σ_max certain) goes to
     ``eigh`` at once; the others to ``_enclosed_parts``. One branch of the ``tf.cond`` runs."""
@@ -306,7 +306,7 @@ def _spectrum_within(gram, gram_squared, lower, upper):
     product in flops."""
     eye = tf.eye(int(gram.shape[0]), dtype=gram.dtype)
     product = (lower + upper) * gram - gram_squared - (lower * upper) * eye
-    diagonal = _cholesky_diagonal(0.5 * (product + tf.transpose(product)))
+    diagonal = _cholesky_diagonal(_symmetrized(product))
     return tf.reduce_all(tf.math.is_finite(diagonal) & (diagonal > 0))
 
 
@@ -397,19 +397,19 @@ def _inverse_sqrt(gram, gram_squared, sigma_max, lower, precision=None):
         return tf.cast(alpha, dtype) * eye + tf.cast(beta, dtype) * m, low_next
 
     def next_m(h, m):
-        m = tf.matmul(tf.matmul(h, m), h)
-        return 0.5 * (m + tf.transpose(m))
+        return _symmetrized(tf.matmul(tf.matmul(h, m), h))
+
+    m0 = gram * scale ** 2
+    alpha, beta, low = _newton_schulz_coefficients(lower64)
+    alpha, beta = tf.cast(alpha, dtype), tf.cast(beta, dtype)
+    s = (alpha * eye + beta * m0) * scale  # S_1 = S_0 H_0
 
     def first_m():
-        alpha, beta, _ = (tf.cast(c, dtype) for c in _newton_schulz_coefficients(lower64))
-        m0, m0_squared = gram * scale ** 2, gram_squared * scale ** 4
-        m = (alpha ** 2 * m0 + 2.0 * alpha * beta * m0_squared
-             + beta ** 2 * tf.matmul(m0_squared, m0))
-        return 0.5 * (m + tf.transpose(m))
+        m0_squared = gram_squared * scale ** 4
+        return _symmetrized(alpha ** 2 * m0 + 2.0 * alpha * beta * m0_squared
+                            + beta ** 2 * tf.matmul(m0_squared, m0))
 
-    h, low = step_matrix(lower64, gram * scale * scale)
-    s = h * scale  # S_1 = S_0 H_0
-    m = tf.cond(steps > 1, first_m, lambda: gram * scale * scale)
+    m = tf.cond(steps > 1, first_m, lambda: m0)
 
     def body(i, low, s, m):
         h, low_next = step_matrix(low, m)
@@ -418,7 +418,12 @@ def _inverse_sqrt(gram, gram_squared, sigma_max, lower, precision=None):
         return i + 1, low_next, tf.matmul(s, h), m
 
     _, _, s, _ = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(1), low, s, m))
-    return 0.5 * (s + tf.transpose(s))
+    return _symmetrized(s)
+
+
+def _symmetrized(matrix):
+    """``(M + Mᵀ) / 2``: removes the rounding asymmetry of a product known to be symmetric."""
+    return 0.5 * (matrix + tf.transpose(matrix))
 
 
 def _sketched_parts(a, size, power_iterations, seed, rtol, top=None):
