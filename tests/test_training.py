@@ -15,7 +15,7 @@ import yaml
 
 from fermtl_tf.data import schema
 from fermtl_tf.experiments.config import ScheduleConfig
-from fermtl_tf.experiments.experiment import make_schedule, train_model
+from fermtl_tf.experiments.experiment import build_optimizer, make_schedule, train_model
 from fermtl_tf.knowledge.vocabularies import BASIC7
 from fermtl_tf.training.multitask import MultiTaskModel
 from fermtl_tf.training.strategy import make_strategy
@@ -218,6 +218,24 @@ def test_cosine_schedule_is_halfway_down_at_half_the_steps():
                              steps_per_epoch=10, epochs=4)
     np.testing.assert_allclose(float(schedule(20)), 0.2 * (1 + np.cos(np.pi / 2)) / 2,
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("prebuilt, traces", [(False, 2), (True, 1)])
+def test_an_optimiser_built_before_fit_lets_fit_trace_the_step_once(monkeypatch, prebuilt,
+                                                                    traces):
+    # Left to fit, the optimiser's slots (momentum here) are created inside the first trace,
+    # which tf.function then traces again (the premise of build_optimizer: the False case).
+    traced = []
+    step = MultiTaskModel.train_step
+    monkeypatch.setattr(MultiTaskModel, "train_step",
+                        lambda self, data: traced.append(1) or step(self, data))
+    model = linear_two_task()
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    if prebuilt:
+        build_optimizer(model)
+        assert model.optimizer.built
+    model.fit(one_batch(make_batch(8, seed=7)).repeat(3), epochs=2, verbose=0)
+    assert len(traced) == traces
 
 
 def test_interrupted_training_resumes_after_the_last_finished_epoch(tmp_path, interrupt_at):
