@@ -24,12 +24,11 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/fermtl-demo --out demo_output
 
 # pytest-xdist workers: tracing tf.functions is single-threaded Python, so two workers use
-# both cores of the development machine; TEST_WORKERS=0 runs in one process. loadgroup keeps
-# the tests of an expensive module fixture (marked xdist_group) on one worker.
+# both cores of the development machine; TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check fermtl_tf tests benchmarks data_prep train evaluate

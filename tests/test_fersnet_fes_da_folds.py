@@ -150,7 +150,6 @@ def chained(data, tmp_path_factory):
     return root, fersnets, raw
 
 
-@pytest.mark.xdist_group("fes_da_chain")  # one worker builds `chained`
 @pytest.mark.slow
 def test_each_round_synthesises_from_its_training_folds_only(data, chained):
     root, _, _ = chained
@@ -174,7 +173,6 @@ def test_each_round_synthesises_from_its_training_folds_only(data, chained):
         assert not test_identities & {face[1] for face in synthetic.values()}
 
 
-@pytest.mark.xdist_group("fes_da_chain")  # one worker builds `chained`
 @pytest.mark.slow
 def test_each_round_starts_from_its_own_fersnet_and_is_evaluated(data, chained):
     root, fersnets, _ = chained
@@ -198,7 +196,6 @@ def test_each_round_starts_from_its_own_fersnet_and_is_evaluated(data, chained):
     assert [r["num_samples"] for r in report["per_fold"]] == [counts[str(f)] for f in FOLDS]
 
 
-@pytest.mark.xdist_group("fes_da_chain")  # one worker builds `chained`
 @pytest.mark.slow
 def test_a_synthetic_folder_of_another_round_is_refused(chained):
     root, _, raw = chained

@@ -65,11 +65,9 @@ def optimizers(model):
     return found
 
 
-@pytest.fixture(scope="module", ids=IDS, params=[
-    pytest.param(spec, marks=pytest.mark.xdist_group(f"trained_{spec.name}")) for spec in SPECS])
+@pytest.fixture(scope="module", params=SPECS, ids=IDS)
 def trained(request, synthface_folders, tmp_path_factory):
-    """(spec, result) of one epoch of two steps of the method's smoke config (its tests form
-    one pytest-xdist group, so that one worker trains it, not each that runs one of them)."""
+    """(spec, result) of one epoch of two steps of the method's smoke config."""
     spec = request.param
     output = tmp_path_factory.mktemp(f"run_{spec.name}")
     raw = smoke_config(spec, synthface_folders, output, epochs=1, steps_per_epoch=2)
