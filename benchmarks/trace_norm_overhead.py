@@ -15,8 +15,8 @@ norm, else exact) and with ``randomized_fixed`` (the top-``rank`` estimate); ``-
 steps are timed round-robin (one step of each configuration per round) so that background
 load on a shared machine affects all of them alike; medians are reported, the ratio
 ``step / step_without`` of the medians, and each round's own ratio (``round_ratios``: the
-spread to quote beside the median). Targets (issue 9b): <= 1.10 for LAF, <= 1.25 for Tucker and TT with
-randomized SVD. Also reported: the regulariser alone (value + gradient for the 33 kernels).
+spread to quote beside the median). Targets (issue 9b): <= 1.10 for LAF, <= 1.25 for Tucker
+and TT with randomized SVD. Also reported: the regulariser alone (value + gradient for the 33 kernels).
 
 Kernels (``--kernels``): ``init`` (Keras' initialiser: flat spectra, where the certified
 ``randomized`` mode must fall back to exact), or ``lowrank_noise<s>``, a *synthetic* stand-in
