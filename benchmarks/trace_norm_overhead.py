@@ -16,7 +16,14 @@ steps are timed round-robin (one step of each configuration per round) so that b
 load on a shared machine affects all of them alike; medians are reported, the ratio
 ``step / step_without`` of the medians, and each round's own ratio (``round_ratios``: the
 spread to quote beside the median). Targets (issue 9b): <= 1.10 for LAF, <= 1.25 for Tucker
-and TT with randomized SVD. Also reported: the regulariser alone (value + gradient for the 33 kernels).
+and TT with randomized SVD. Also reported: the regulariser alone (value + gradient for the 33
+kernels), and per method the ``flop_floor_ratio``: 1 + the FLOPs every Gram-route computation
+of the regulariser needs (per unfolding A, m x n with k = min(m, n): the Gram matrix and the
+gradient product A P, 2 max(m, n) k^2 each) over the FLOPs of the step without it (its
+convolutions and matmuls, counted on the traced graph by ``step_cost.step_flops``). It is the
+ratio the step would have if the regulariser did nothing else and ran at the convolutions'
+FLOP rate: what is left of the target above it is what Lanczos, the certificate, the
+Newton-Schulz products and the small unfoldings may cost.
 
 Kernels (``--kernels``): ``init`` (Keras' initialiser: flat spectra, where the certified
 ``randomized`` mode must fall back to exact), or ``lowrank_noise<s>``, a *synthetic* stand-in
@@ -49,6 +56,7 @@ from trace_norm_accuracy import low_rank_noise  # noqa: E402  (sibling script)
 
 from fermtl_tf.layers import StackedConv2D, StackedDense  # noqa: E402
 from fermtl_tf.regularizers import TensorTraceNorm, trace_norm  # noqa: E402
+from fermtl_tf.training.step_cost import step_flops  # noqa: E402
 
 TASKS = 2
 PLAN = [(64, 7), (128, 8), (256, 12), (512, 6)]
@@ -94,6 +102,16 @@ def decay_kernels(convs, kernels, core_rank):
                            .astype(initial.dtype))
 
 
+def gram_route_flops(kernel_shapes, method):
+    """Gram matrix + gradient product FLOPs of ``method``'s unfoldings of every kernel."""
+    total = 0
+    for shape in kernel_shapes:
+        for a in trace_norm.unfoldings(tf.zeros(shape), method):
+            m, n = a.shape
+            total += 2 * (2 * max(m, n) * min(m, n) ** 2)
+    return total
+
+
 @contextlib.contextmanager
 def eigh_only(active):
     """While tracing ``svd="exact_eigh"``: the exact path as it was before the eigenvector-free
@@ -135,7 +153,8 @@ def make_step(regularizer, images, labels, implementation, kernels="init", core_
         # (fetching the 33 gradients, ~180 MB, made this timing erratic).
         return [value] + [tf.reduce_sum(g) for g in tape.gradient(value, kernels)]
 
-    return step, (regularizer_only if regularizer is not None else None)
+    kernel_shapes = [tuple(conv.kernel.shape) for conv in convs]
+    return step, (regularizer_only if regularizer is not None else None), kernel_shapes
 
 
 def timed(fn):
@@ -170,9 +189,8 @@ def main():
     steps, reg_only = {}, {}
     for name, regularizer in configs.items():
         with eigh_only(name.endswith("_exact_eigh")):
-            steps[name], reg_only[name] = make_step(regularizer, images, labels,
-                                                    args.implementation, args.kernels,
-                                                    args.core_rank)
+            steps[name], reg_only[name], kernel_shapes = make_step(
+                regularizer, images, labels, args.implementation, args.kernels, args.core_rank)
             timed(steps[name])  # trace + compile
             timed(steps[name])
             if reg_only[name] is not None:
@@ -194,6 +212,9 @@ def main():
         if name in reg_times:
             report[name]["regularizer_only_s"] = round(float(np.median(reg_times[name])), 4)
     targets = {"laf": 1.10, "tucker": 1.25, "tt": 1.25}
+    step_gflop = sum(step_flops(steps["none"].get_concrete_function().graph).values()) / 1e9
+    floors = {m: round(1.0 + gram_route_flops(kernel_shapes, m) / 1e9 / step_gflop, 3)
+              for m in methods}
     print(json.dumps({
         "benchmark": "trace_norm_overhead",
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
@@ -205,6 +226,7 @@ def main():
         "implementation": args.implementation,
         "kernels": args.kernels, "core_rank": args.core_rank if args.kernels != "init" else None,
         "results": report,
+        "step_without_gflop": round(step_gflop, 1), "flop_floor_ratio": floors,
         "targets": {
             f"{m}_{svd}": {"target": targets[m], "ratio": report[f"{m}_{svd}"]["ratio"],
                            "met": report[f"{m}_{svd}"]["ratio"] <= targets[m]}

@@ -628,6 +628,34 @@ def test_regularizer_reference_gradient_is_the_mean_of_folded_u_vt(w):
     np.testing.assert_allclose(tape.gradient(value, x).numpy(), expected, rtol=1e-6, atol=1e-9)
 
 
+def test_regularizer_in_a_compiled_step_traces_each_kernel_shape_once():
+    # As a step of a stacked network calls it: several kernels share a shape. Each
+    # (options, shape, dtype) has its own called function, traced once, and the value and
+    # gradients through the calls are those of NumPy's SVD.
+    rng = np.random.default_rng(5)
+    shapes = [SHAPE, SHAPE, SHAPE, (2, 3, 2)]
+    arrays = [rng.standard_normal(shape) for shape in shapes]
+    kernels = [tf.Variable(a) for a in arrays]
+    reg = TensorTraceNorm("tt", strength=0.7, seed=11)  # a seed no other test uses
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            value = tf.add_n([reg(k) for k in kernels])
+        return value, tape.gradient(value, kernels)
+
+    value, grads = step()
+    np.testing.assert_allclose(
+        value.numpy(), sum(0.7 * np.mean(np_trace_norms(a, "tt")) for a in arrays), rtol=1e-6)
+    for a, grad in zip(arrays, grads, strict=True):
+        expected = 0.7 * np_trace_norm_gradient(a, "tt") / (a.ndim - 1)
+        np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-6, atol=1e-9)
+    options = ("tt", "exact", None, 10, 2, 11, None, 0.01, None)
+    for shape in (SHAPE, (2, 3, 2)):
+        traced = trace_norm.kernel_trace_norms(options, shape, "float64")
+        assert traced.experimental_get_tracing_count() == 1
+
+
 def test_unknown_normalize_is_rejected():
     with pytest.raises(ValueError, match="normalize must be one of"):
         TensorTraceNorm("tt", normalize="max")
