@@ -636,7 +636,7 @@ def test_regularizer_in_a_compiled_step_traces_each_kernel_shape_once():
     shapes = [SHAPE, SHAPE, SHAPE, (2, 3, 2)]
     arrays = [rng.standard_normal(shape) for shape in shapes]
     kernels = [tf.Variable(a) for a in arrays]
-    reg = TensorTraceNorm("tt", strength=0.7, seed=11)  # a seed no other test uses
+    reg = TensorTraceNorm("tt", strength=0.7, seed=11)  # options of its own: fresh functions
 
     @tf.function
     def step():
