@@ -650,10 +650,8 @@ def test_regularizer_in_a_compiled_step_traces_each_kernel_shape_once():
     for a, grad in zip(arrays, grads, strict=True):
         expected = 0.7 * np_trace_norm_gradient(a, "tt") / (a.ndim - 1)
         np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-6, atol=1e-9)
-    options = ("tt", "exact", None, 10, 2, 11, None, 0.01, None)
     for shape in (SHAPE, (2, 3, 2)):
-        traced = trace_norm.kernel_trace_norms(options, shape, "float64")
-        assert traced.experimental_get_tracing_count() == 1
+        assert reg.norms_function(shape, "float64").experimental_get_tracing_count() == 1
 
 
 def test_unknown_normalize_is_rejected():

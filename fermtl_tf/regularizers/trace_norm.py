@@ -590,10 +590,11 @@ def kernel_trace_norms(options, shape, dtype):
     and 94 s with TT (``svd="randomized"``), against 2 s without the regulariser. As called
     functions, each shape is traced and optimised once: 16 s and 18 s; the later steps were not
     slower (batch 128 per task: step ratio 1.33 -> 1.27-1.29 for Tucker). One cached function
-    per (options, shape, dtype), so none of them is ever retraced. ``_noinline`` is a
-    TensorFlow function attribute (``tf.function(experimental_attributes=...)``)."""
-    del shape, dtype  # part of the cache key only
+    per (options, shape, dtype), its input signature fixed, so none of them is ever retraced.
+    ``_noinline`` is a TensorFlow function attribute (``tf.function(experimental_attributes=...)``).
+    """
     return tf.function(lambda w: tensor_trace_norm(w, *options),
+                       input_signature=[tf.TensorSpec(shape, dtype)],
                        experimental_attributes={"_noinline": True})
 
 
@@ -668,10 +669,16 @@ class TensorTraceNorm(keras.regularizers.Regularizer):
                 f"TensorTraceNorm({self.method!r}) on a {x.shape.rank}-way kernel {x.shape} has "
                 f"{count} unfoldings but gammas has {len(gammas)} entries: {gammas}."
             )
+        norms = self.norms_function(tuple(x.shape), x.dtype.name)(x)
+        return self.strength * reduce_unfoldings(norms, gammas, self.normalize)
+
+    def norms_function(self, shape, dtype):
+        """The ``tf.function`` giving the per-unfolding norms of a kernel of this shape and
+        dtype with this regulariser's options (``kernel_trace_norms``; shared by every
+        regulariser with the same options)."""
         options = (self.method, self.svd, self.rank, self.oversampling, self.power_iterations,
                    self.seed, self.rtol, self.tolerance, self.gram_dtype)
-        norms = kernel_trace_norms(options, tuple(x.shape), x.dtype.name)(x)
-        return self.strength * reduce_unfoldings(norms, gammas, self.normalize)
+        return kernel_trace_norms(options, shape, dtype)
 
     def get_config(self):
         return {
